@@ -1,0 +1,51 @@
+"""The template hash: a content fingerprint anyone can recompute (recipe in docs/design.md and README).
+
+Pure functions only: no file system, no git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import NotUtf8
+
+HASH_FORMAT = "promptctl-template/1"
+SHORT_LENGTH = 12
+
+
+def normalize_text(data: bytes, where: str = "file") -> str:
+    """Decode UTF-8 (dropping a BOM), turn CRLF / CR into LF, trim trailing whitespace, end with one LF."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUtf8(f"{where}: not valid UTF-8 (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.rstrip() + "\n"
+
+
+def canonical_document(meta: Mapping[str, Any], files: Mapping[str, str]) -> bytes:
+    """The exact bytes that are hashed. ``files`` must already be normalised text."""
+    doc = {
+        "format": HASH_FORMAT,
+        "meta": {
+            "type": meta.get("type", "text"),
+            "model": meta.get("model") or {},
+            "inputs": meta.get("inputs") or {},
+        },
+        "files": dict(files),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def template_hash(meta: Mapping[str, Any], files: Mapping[str, str]) -> str:
+    """Full sha256 hex digest of the canonical document."""
+    return hashlib.sha256(canonical_document(meta, files)).hexdigest()
+
+
+def short_hash(full: str) -> str:
+    return full[:SHORT_LENGTH]

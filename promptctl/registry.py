@@ -1,0 +1,318 @@
+"""Prompt directories <-> versions (Git tags), on top of ``gitstore``.
+
+``PromptRepo`` is what the CLI and the analyses use. The runtime loader has its own lighter reader.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from . import gitstore
+from .config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
+from .errors import (
+    BadHead,
+    InvalidContent,
+    NoRegistry,
+    NothingChanged,
+    UnknownPrompt,
+    UnknownVersion,
+)
+from .model import VersionInfo
+from .promptfile import METADATA_FILE, PARTIALS_DIR, PromptDefinition, load_prompt
+from .spec import TAG_PREFIX, VersionSpec, parse_spec, parse_tag_name, tag_name, validate_id
+
+TAG_FIELDS = ("refname", "objectname", "*objectname", "taggername", "taggeremail", "taggerdate:iso-strict", "contents")
+TRAILER_HASH = "Promptctl-Template-Hash"
+
+
+@dataclass(frozen=True)
+class PromptStatus:
+    prompt_id: str
+    state: str  # new | modified | unchanged | invalid
+    template_hash: str | None
+    latest: VersionInfo | None
+    error: str | None = None
+
+
+def _version_from_row(row: list[str]) -> VersionInfo | None:
+    refname, tag_oid, commit, name, email, date, contents = row
+    parsed = parse_tag_name(refname.removeprefix(TAG_PREFIX))
+    if parsed is None or not commit:  # not a version tag, or a lightweight tag
+        return None
+    trailers = gitstore.parse_trailers(contents)
+    message = contents.strip()
+    if "\n\n" in message and TRAILER_HASH in trailers:
+        message = message.rsplit("\n\n", 1)[0].strip()
+    return VersionInfo(
+        prompt_id=parsed[0],
+        number=parsed[1],
+        tag_oid=tag_oid,
+        commit=commit,
+        template_hash=trailers.get(TRAILER_HASH, ""),
+        created_at=date,
+        author=f"{name} {email}".strip(),
+        message=message,
+    )
+
+
+class PromptRepo:
+    """A Git repository holding a promptctl registry."""
+
+    def __init__(self, root: Path, config: Config):
+        self.root = root
+        self.config = config
+        self.registry_dir = root / config.registry
+
+    # -- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ".") -> PromptRepo:
+        root = gitstore.toplevel(path)
+        config = load_config(root)
+        repo = cls(root, config)
+        if not repo.registry_dir.is_dir():
+            raise NoRegistry(f"registry directory {config.registry}/ is missing; run 'promptctl init' to create it")
+        return repo
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] = ".", registry: str = "prompts") -> tuple[PromptRepo, bool]:
+        """Create promptctl.yaml and the registry directory; returns (repo, created)."""
+        root = gitstore.toplevel(path)
+        config_path = root / CONFIG_FILE
+        created = False
+        if not config_path.exists():
+            from .config import parse_config
+
+            parse_config({"registry": registry})  # validates the directory name before writing anything
+            config_path.write_text(DEFAULT_CONFIG_TEXT.format(registry=registry))
+            created = True
+        config = load_config(root)
+        partials = root / config.registry / PARTIALS_DIR
+        if not partials.is_dir():
+            partials.mkdir(parents=True)
+            (partials / ".gitkeep").write_text("")
+            created = True
+        return cls(root, config), created
+
+    @cached_property
+    def reader(self) -> gitstore.ObjectReader:
+        return gitstore.ObjectReader(self.root)
+
+    def close(self) -> None:
+        if "reader" in self.__dict__:
+            self.reader.close()
+
+    # -- the working tree -----------------------------------------------------------------------------
+    def prompt_dir(self, prompt_id: str) -> Path:
+        return self.registry_dir / validate_id(prompt_id)
+
+    def prompt_ids(self) -> list[str]:
+        ids = []
+        for entry in sorted(os.scandir(self.registry_dir), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith((".", "_")) and os.path.isfile(
+                os.path.join(entry.path, METADATA_FILE)
+            ):
+                ids.append(entry.name)
+        return ids
+
+    def _read_working_partial(self, relpath: str) -> bytes | None:
+        base = self.registry_dir.resolve()
+        target = (base / relpath).resolve()
+        if not target.is_relative_to(base):
+            from .errors import IncludeOutsideRegistry
+
+            raise IncludeOutsideRegistry(f"include {relpath!r} resolves outside the registry")
+        return target.read_bytes() if target.is_file() else None
+
+    def working_files(self, prompt_id: str) -> dict[str, bytes]:
+        directory = self.prompt_dir(prompt_id)
+        if not (directory / METADATA_FILE).is_file():
+            raise UnknownPrompt(f"unknown prompt {prompt_id!r}: no {self.config.registry}/{prompt_id}/{METADATA_FILE}")
+        files = {}
+        for entry in os.scandir(directory):
+            if entry.is_file():
+                files[entry.name] = Path(entry.path).read_bytes()
+        return files
+
+    def working_definition(self, prompt_id: str) -> PromptDefinition:
+        return load_prompt(
+            prompt_id,
+            self.working_files(prompt_id),
+            self._read_working_partial,
+            where=f"{self.config.registry}/{prompt_id}",
+        )
+
+    # -- versions ---------------------------------------------------------------------------------------
+    def versions(self, prompt_id: str | None = None) -> list[VersionInfo]:
+        """Version tags, oldest first per prompt; one ``for-each-ref`` call."""
+        pattern = f"refs/tags/{validate_id(prompt_id)}/" if prompt_id else "refs/tags/"
+        rows = gitstore.for_each_ref(self.root, [pattern], TAG_FIELDS)
+        found = [v for v in map(_version_from_row, rows) if v is not None]
+        if prompt_id:
+            found = [v for v in found if v.prompt_id == prompt_id]
+        found.sort(key=lambda v: (v.prompt_id, v.number))
+        return found
+
+    def versions_by_prompt(self) -> dict[str, list[VersionInfo]]:
+        grouped: dict[str, list[VersionInfo]] = {}
+        for version in self.versions():
+            grouped.setdefault(version.prompt_id, []).append(version)
+        return grouped
+
+    def known_prompt(self, prompt_id: str) -> bool:
+        validate_id(prompt_id)
+        return (self.prompt_dir(prompt_id) / METADATA_FILE).is_file() or bool(self.versions(prompt_id))
+
+    def resolve(self, spec: VersionSpec | str) -> VersionInfo:
+        """The version a spec names: latest, ``@v<N>`` or ``@<channel>`` (the channel's primary version)."""
+        if isinstance(spec, str):
+            spec = parse_spec(spec)
+        if spec.channel is not None:
+            from .channels import ChannelStore
+
+            state = ChannelStore(self).state(spec.prompt_id, spec.channel)
+            spec = parse_spec(f"{spec.prompt_id}@{state.primary.version}")
+        versions = self.versions(spec.prompt_id)
+        if not versions:
+            if self.known_prompt(spec.prompt_id):
+                raise UnknownVersion(f"{spec.prompt_id} has no versions yet; run 'promptctl commit {spec.prompt_id}'")
+            raise UnknownPrompt(f"unknown prompt {spec.prompt_id!r}")
+        if spec.number is None:
+            return versions[-1]
+        for version in versions:
+            if version.number == spec.number:
+                return version
+        raise UnknownVersion(f"{spec.prompt_id} has no version v{spec.number} (latest is {versions[-1].version})")
+
+    def version_definition(self, version: VersionInfo) -> PromptDefinition:
+        return self.version_definitions([version])[0]
+
+    def version_definitions(self, versions: Sequence[VersionInfo]) -> list[PromptDefinition]:
+        """Load many versions from Git objects in a few batched ``cat-file`` round trips."""
+        return [d for d in self.version_definitions_lenient(versions) if not isinstance(d, Exception) or _raise(d)]
+
+    def version_definitions_lenient(self, versions: Sequence[VersionInfo]) -> list[PromptDefinition | Exception]:
+        """Like ``version_definitions`` but returns the error in place of a version that fails to load."""
+        reg = self.config.registry
+        trees = self.reader.read_many([f"{v.commit}:{reg}/{v.prompt_id}" for v in versions])
+        blob_ids: dict[int, dict[str, str]] = {}
+        wanted: list[str] = []
+        for index, tree in enumerate(trees):
+            if tree is None or tree.type != "tree":
+                continue
+            entries = {e.name: e.oid for e in gitstore.parse_tree(tree.data) if not e.is_tree}
+            blob_ids[index] = entries
+            wanted.extend(entries.values())
+        blobs = {}
+        unique = list(dict.fromkeys(wanted))
+        for obj in self.reader.read_many(unique):
+            if obj is not None:
+                blobs[obj.oid] = obj.data
+        partial_cache: dict[tuple[str, str], bytes | None] = {}
+        results: list[PromptDefinition | Exception] = []
+        for index, version in enumerate(versions):
+            if index not in blob_ids:
+                results.append(InvalidContent(f"{version.tag}: {reg}/{version.prompt_id} is missing from commit {version.commit[:12]}"))
+                continue
+            files = {name: blobs[oid] for name, oid in blob_ids[index].items() if oid in blobs}
+
+            def read_partial(path: str, commit: str = version.commit) -> bytes | None:
+                key = (commit, path)
+                if key not in partial_cache:
+                    obj = self.reader.read(f"{commit}:{reg}/{path}")
+                    partial_cache[key] = obj.data if obj is not None and obj.type == "blob" else None
+                return partial_cache[key]
+
+            try:
+                results.append(load_prompt(version.prompt_id, files, read_partial, where=f"{version.tag}:{reg}/{version.prompt_id}"))
+            except Exception as exc:  # noqa: BLE001 - returned to the caller, which reports it
+                results.append(exc)
+        return results
+
+    # -- status and commit ---------------------------------------------------------------------------------
+    def status(self, prompt_ids: Iterable[str] | None = None) -> list[PromptStatus]:
+        latest = {pid: vs[-1] for pid, vs in self.versions_by_prompt().items()}
+        result = []
+        for prompt_id in prompt_ids if prompt_ids is not None else self.prompt_ids():
+            last = latest.get(prompt_id)
+            try:
+                definition = self.working_definition(prompt_id)
+            except UnknownPrompt:
+                raise
+            except Exception as exc:  # invalid content is reported per prompt, not fatal for status
+                if not hasattr(exc, "exit_code"):
+                    raise
+                result.append(PromptStatus(prompt_id, "invalid", None, last, str(exc)))
+                continue
+            if last is None:
+                state = "new"
+            elif last.template_hash != definition.template_hash:
+                state = "modified"
+            else:
+                state = "unchanged"
+            result.append(PromptStatus(prompt_id, state, definition.template_hash, last))
+        return result
+
+    def _check_head(self) -> tuple[str, str]:
+        proc = gitstore.run(["symbolic-ref", "-q", "HEAD"], self.root, check=False)
+        if proc.returncode != 0:
+            raise BadHead("HEAD is detached: check out a branch before 'promptctl commit'")
+        branch = proc.stdout.decode().strip()
+        head = gitstore.rev_parse(self.root, "HEAD")
+        if head is None:
+            raise BadHead(f"branch {branch.removeprefix('refs/heads/')} has no commits yet: make a first commit, then run promptctl commit")
+        return branch, head
+
+    def commit(self, prompt_ids: Sequence[str], message: str) -> list[VersionInfo]:
+        """Commit only these prompts' files (and the partials they include), then tag one version each.
+
+        Other staged or unstaged work is left exactly as it was. Refuses when nothing changed.
+        """
+        if not message or not message.strip():
+            from .errors import UsageError
+
+            raise UsageError("a version message is required (-m 'what changed')")
+        branch, head = self._check_head()
+        definitions = {pid: self.working_definition(pid) for pid in prompt_ids}
+        latest = {pid: vs[-1] for pid, vs in self.versions_by_prompt().items() if pid in definitions}
+        unchanged = [pid for pid, d in definitions.items() if pid in latest and latest[pid].template_hash == d.template_hash]
+        if unchanged:
+            raise NothingChanged(
+                f"nothing changed in {', '.join(unchanged)} since {', '.join(latest[p].tag for p in unchanged)}; no version made"
+            )
+        reg = self.config.registry
+        paths = []
+        for pid, definition in definitions.items():
+            paths.append(f"{reg}/{pid}")
+            paths.extend(f"{reg}/{p}" for p in definition.partials)
+        paths = sorted(set(paths))
+
+        with tempfile.TemporaryDirectory(prefix="promptctl-index-") as tmp:
+            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            gitstore.run(["read-tree", head], self.root, env=env)
+            gitstore.run(["add", "-A", "--", *paths], self.root, env=env)
+            tree = gitstore.output(["write-tree"], self.root, env=env).strip()
+        subject = message.strip().splitlines()[0]
+        names = ", ".join(f"{pid}/v{latest[pid].number + 1 if pid in latest else 1}" for pid in definitions)
+        commit = gitstore.commit_tree(self.root, tree, [head], f"{subject}\n\nprompts: {names}\n")
+        gitstore.update_ref(self.root, branch, commit, head, f"promptctl commit: {subject}")
+        # The committed paths now match HEAD: drop any staged state for them so `git status` is clean there.
+        gitstore.run(["reset", "-q", "HEAD", "--", *paths], self.root, check=False)
+
+        made = []
+        for pid, definition in definitions.items():
+            number = latest[pid].number + 1 if pid in latest else 1
+            name = tag_name(pid, number)
+            text = f"{message.strip()}\n\nPromptctl-Prompt: {pid}\nPromptctl-Version: v{number}\n{TRAILER_HASH}: {definition.template_hash}\n"
+            gitstore.create_tag(self.root, name, commit, text)
+            made.append(name)
+        found = {v.tag: v for v in self.versions()} if len(made) > 1 else {v.tag: v for v in self.versions(prompt_ids[0])}
+        return [found[name] for name in made]
+
+
+def _raise(exc: Exception) -> bool:
+    raise exc

@@ -1,0 +1,109 @@
+"""Compile and render a prompt definition in Jinja2's sandbox with StrictUndefined.
+
+Shared by the CLI (``promptctl render``) and the runtime loader, so both render identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InputTypeError, MissingVariable, RenderError
+from .promptfile import PromptDefinition, resolve_include, split_chat_source
+
+_TYPE_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, (list, tuple)),
+    "object": lambda v: isinstance(v, Mapping),
+}
+
+
+def check_inputs(prompt_id: str, declared: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
+    """Required inputs present, declared types respected. Undeclared extras are allowed."""
+    for name, spec in declared.items():
+        spec = spec or {}
+        if name not in variables:
+            if spec.get("required", False):
+                raise MissingVariable(f"{prompt_id}: missing required variable {name!r}")
+            continue
+        kind = spec.get("type", "string")
+        check = _TYPE_CHECKS.get(kind)
+        if check is not None and not check(variables[name]):
+            raise InputTypeError(
+                f"{prompt_id}: variable {name!r} should be {kind}, got {type(variables[name]).__name__}"
+            )
+
+
+class CompiledPrompt:
+    """All bodies of one prompt definition, compiled once; rendering is then a cheap call."""
+
+    def __init__(self, definition: PromptDefinition):
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        self.definition = definition
+
+        def load(name: str):
+            source = definition.template_source(resolve_include(name, definition.prompt_id))
+            if source is None:
+                return None
+            return source, None, lambda: True
+
+        self._env = ImmutableSandboxedEnvironment(
+            loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined, autoescape=False, auto_reload=False
+        )
+        self._templates: dict[str, Any] = {}
+        self._chat: dict[str, list[tuple[str, Any]]] = {}
+
+    def _template(self, body: str):
+        template = self._templates.get(body)
+        if template is None:
+            template = self._templates[body] = self._env.get_template(body)
+        return template
+
+    def _chat_templates(self, body: str) -> list[tuple[str, Any]]:
+        parts = self._chat.get(body)
+        if parts is None:
+            source = self.definition.bodies[body]
+            parts = [(role, self._env.from_string(text)) for role, text in split_chat_source(source)]
+            self._chat[body] = parts
+        return parts
+
+    def precompile(self) -> None:
+        for body in self.definition.bodies:
+            if self.definition.type == "chat":
+                self._chat_templates(body)
+            else:
+                self._template(body)
+
+    def render(self, body: str, variables: Mapping[str, Any]) -> str:
+        import jinja2
+
+        check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
+        try:
+            if self.definition.type == "chat":
+                return "\n\n".join(f"{role}:\n{text}" for role, text in self._render_chat(body, variables))
+            return self._template(body).render(variables)
+        except jinja2.UndefinedError as exc:
+            raise MissingVariable(f"{self.definition.prompt_id}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"{self.definition.prompt_id}/{body}: {exc}") from None
+
+    def _render_chat(self, body: str, variables: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [(role, template.render(variables).strip("\n")) for role, template in self._chat_templates(body)]
+
+    def messages(self, body: str, variables: Mapping[str, Any]) -> list[dict[str, str]]:
+        import jinja2
+
+        check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
+        try:
+            if self.definition.type != "chat":
+                return [{"role": "user", "content": self._template(body).render(variables)}]
+            return [{"role": role, "content": text} for role, text in self._render_chat(body, variables)]
+        except jinja2.UndefinedError as exc:
+            raise MissingVariable(f"{self.definition.prompt_id}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"{self.definition.prompt_id}/{body}: {exc}") from None
