@@ -21,13 +21,16 @@ _TYPE_CHECKS = {
 }
 
 
-def check_inputs(prompt_id: str, declared: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
-    """Required inputs present, declared types respected. Undeclared extras are allowed."""
+def check_inputs(prompt_id: str, declared: Mapping[str, Any], variables: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Required inputs present, declared types respected; absent optional inputs get their ``default``
+    (or None). Undeclared extras are passed through. Returns the variables to render with."""
+    missing_optional = {}
     for name, spec in declared.items():
         spec = spec or {}
         if name not in variables:
             if spec.get("required", False):
                 raise MissingVariable(f"{prompt_id}: missing required variable {name!r}")
+            missing_optional[name] = spec.get("default")
             continue
         kind = spec.get("type", "string")
         check = _TYPE_CHECKS.get(kind)
@@ -35,6 +38,7 @@ def check_inputs(prompt_id: str, declared: Mapping[str, Any], variables: Mapping
             raise InputTypeError(
                 f"{prompt_id}: variable {name!r} should be {kind}, got {type(variables[name]).__name__}"
             )
+    return {**missing_optional, **variables} if missing_optional else variables
 
 
 class CompiledPrompt:
@@ -82,7 +86,7 @@ class CompiledPrompt:
     def render(self, body: str, variables: Mapping[str, Any]) -> str:
         import jinja2
 
-        check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
+        variables = check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
         try:
             if self.definition.type == "chat":
                 return "\n\n".join(f"{role}:\n{text}" for role, text in self._render_chat(body, variables))
@@ -98,7 +102,7 @@ class CompiledPrompt:
     def messages(self, body: str, variables: Mapping[str, Any]) -> list[dict[str, str]]:
         import jinja2
 
-        check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
+        variables = check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
         try:
             if self.definition.type != "chat":
                 return [{"role": "user", "content": self._template(body).render(variables)}]

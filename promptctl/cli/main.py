@@ -19,6 +19,7 @@ app = typer.Typer(
     name="promptctl",
     help="Prompts versioned like code in Git; every trace says which prompt produced it.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain click help: keeps `promptctl --help` fast (rich loads lazily)
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
