@@ -76,6 +76,14 @@ class UnknownHash(NotFound):
     pass
 
 
+class AmbiguousHash(UsageError):
+    """A hash prefix matches versions with different contents; ``candidates`` holds them all."""
+
+    def __init__(self, message: str, candidates: list | None = None):
+        super().__init__(message)
+        self.candidates = list(candidates or [])
+
+
 class InvalidContent(PromptctlError):
     exit_code = ExitCode.INVALID_CONTENT
 

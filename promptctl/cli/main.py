@@ -13,6 +13,7 @@ import typer
 
 COMMAND_MODULES = (
     "promptctl.cli.registry_cmds",
+    "promptctl.cli.provenance_cmds",
 )
 
 app = typer.Typer(
