@@ -53,6 +53,47 @@ def _print_matches(matches, query: str, json_out: bool, ambiguous: bool) -> None
             out.print(f"  {'':<8} {name}", markup=False)
 
 
+def _move_line(entry) -> str:
+    from promptctl.model import serves_text
+
+    return f"{entry.action} {serves_text(entry.from_serves)} -> {serves_text(entry.serves)}"
+
+
+def _print_blame(states) -> None:
+    from promptctl.cli.output import console
+    from promptctl.provenance.blame import format_moment
+
+    out = console()
+    for index, state in enumerate(states):
+        if index:
+            out.print()
+        head = f"{state.prompt_id}@{state.channel} at {format_moment(state.at)}"
+        first = state.first_move
+        if state.move is None:
+            out.print(f"[bold]{head}[/bold]: nothing yet", highlight=False)
+            out.print(
+                f"  the channel had not moved yet: its first move was at {first.at} "
+                f"({_move_line(first)} by {first.author})",
+                markup=False,
+            )
+            continue
+        move = state.move
+        out.print(f"[bold]{head}[/bold]", highlight=False)
+        serves = ", ".join(
+            f"{s.version} {s.percent}% ({s.template_hash[:12] or '-'})" for s in state.serves
+        )
+        lines = [
+            ("serves", serves),
+            ("since", f"{move.at}  {_move_line(move)}"),
+            ("by", move.author),
+            ("reason", move.reason or "-"),
+            ("commit", move.commit),
+            ("until", f"{state.next_move.at}  {_move_line(state.next_move)}" if state.next_move else "still in force"),
+        ]
+        for label, value in lines:
+            out.print(f"  {label:<7} {value}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def which(
@@ -73,3 +114,28 @@ def register(app: typer.Typer) -> None:
             _print_matches(exc.candidates, query, json_out, ambiguous=True)
             raise
         _print_matches(matches, query, json_out, ambiguous=False)
+
+    @app.command()
+    def blame(
+        prompt_id: str = typer.Argument(..., metavar="ID"),
+        at: str = typer.Option(
+            "now",
+            "--at",
+            help="The moment: ISO 8601 with a zone (2026-11-20T14:05:00Z), '3 hours ago', 'yesterday', '@<unix>'.",
+        ),
+        channel: str | None = typer.Option(None, "--channel", "-c", help="One channel (default: every channel)."),
+        json_out: bool = JSON_OPTION,
+        repo: str = REPO_OPTION,
+    ) -> None:
+        """What a channel served at a moment: version, rollout split, the move that set it, who and why."""
+        from promptctl.cli.output import emit_json
+        from promptctl.provenance.blame import blame as blame_at
+        from promptctl.provenance.blame import parse_moment
+
+        moment = parse_moment(at)
+        r = _open(repo)
+        states = blame_at(r, prompt_id, moment, channel)
+        if json_out:
+            emit_json([s.to_json() for s in states])
+            return
+        _print_blame(states)
