@@ -31,30 +31,94 @@ for _module in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a PromptctlError becomes one line on stderr and its exit code, never a traceback."""
-    from promptctl.errors import PromptctlError
+    """Run the CLI; every error becomes one line on stderr and a documented exit code, never a traceback.
 
+    PromptctlError carries its own code (docs/design.md); usage errors from the argument parser exit 2;
+    anything unexpected is a bug: one line and exit 70 (``PROMPTCTL_DEBUG=1`` shows the traceback).
+    """
     try:
         app(args=argv, prog_name="promptctl", standalone_mode=False)
-    except PromptctlError as exc:
-        sys.stderr.write(f"promptctl: error: {exc.message}\n")
-        sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
-        sys.stderr.write("promptctl: interrupted\n")
-        sys.exit(130)
-    except Exception as exc:  # click's own usage errors and aborts
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.stderr.write("promptctl: aborted\n")
-            sys.exit(130)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        sys.exit(_exit_code_for(exc))
+    _flush_stdout()
     sys.exit(0)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"promptctl: error: {message}\n")
+    return code
+
+
+def _exit_code_for(exc: BaseException) -> int:
+    import os
+
+    from promptctl.errors import PromptctlError
+
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else _fail(str(exc.code), 1)
+    if isinstance(exc, PromptctlError):
+        _flush_stdout()
+        return _fail(_one_line(exc.message), int(exc.exit_code))
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("promptctl: interrupted\n")
+        return 130
+    if isinstance(exc, BrokenPipeError):  # `promptctl list | head`: the reader went away, not an error of ours
+        _silence_stdout()
+        return 0
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code
+    if isinstance(exc, typer.Abort):
+        sys.stderr.write("promptctl: aborted\n")
+        return 130
+    usage = _usage_error(exc)
+    if usage is not None:
+        return usage
+    if os.environ.get("PROMPTCTL_DEBUG"):
+        raise exc
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return _fail(f"{where}{exc.strerror or exc}", 7)
+    return _fail(
+        f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (a bug; PROMPTCTL_DEBUG=1 shows the traceback)",
+        70,
+    )
+
+
+def _usage_error(exc: BaseException) -> int | None:
+    """Argument parser errors (typer vendors click; older versions use click itself) as one line, exit 2."""
+    message = getattr(exc, "format_message", None)
+    code = getattr(exc, "exit_code", None)
+    if not callable(message) or not isinstance(code, int):
+        return None
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        sys.stdout.write(ctx.get_help() + "\n")  # `promptctl` alone: the help, like --help
+        return 0
+    text = _one_line(message())
+    if ctx is not None and code == 2:
+        text += f" (see '{ctx.command_path} --help')"
+    return _fail(text, code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip()) or "unknown error"
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
