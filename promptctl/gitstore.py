@@ -275,3 +275,156 @@ def commit_tree(
         args.append("-S")
     args += ["-F", "-"]
     return output(args, root, input=message.encode()).strip()
+
+
+# -- channels, audit log and remotes (channels issue) ------------------------------------------------------
+
+
+def commit_empty_tree(
+    root: str | os.PathLike[str],
+    parents: Sequence[str],
+    message: str,
+    *,
+    sign: bool | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """A commit of the empty tree (a channel state commit).
+
+    ``sign``: True signs (``-S``, the user's Git signing config: GPG, SSH or X.509), False never signs,
+    None follows the user's ``commit.gpgSign``. Raises GitFailed with git's own reason when signing fails.
+    """
+    args = ["commit-tree", EMPTY_TREE]
+    for parent in parents:
+        args += ["-p", parent]
+    if sign is True:
+        args.append("-S")
+    elif sign is False:
+        args.append("--no-gpg-sign")
+    args += ["-F", "-"]
+    return output(args, root, input=message.encode(), env=env).strip()
+
+
+def rev_list_first_parent(root: str | os.PathLike[str], revs: Sequence[str]) -> list[str]:
+    """Commits reachable from ``revs`` by first parents, newest first (each chain in order); one call."""
+    if not revs:
+        return []
+    return output(["rev-list", "--first-parent", *revs, "--"], root).split()
+
+
+def update_refs(root: str | os.PathLike[str], updates: Sequence[tuple[str, str, str | None]], message: str) -> None:
+    """Apply ``(ref, new, old)`` updates in one atomic transaction; each ``old`` is checked (None: must not exist).
+
+    All or nothing: raises Conflict (and changes nothing) when any ref moved meanwhile.
+    """
+    if not updates:
+        return
+    lines = []
+    for ref, new, old in updates:
+        if any(c in ref for c in " \n\0"):
+            raise ValueError(f"invalid ref name {ref!r}")
+        lines.append(f"update {ref} {new} {old or ZERO_OID}\n")
+    proc = run(["update-ref", "-m", message, "--stdin"], root, input="".join(lines).encode(), check=False)
+    if proc.returncode != 0:
+        raise Conflict(f"refs changed while this command ran ({first_error_line(proc.stderr)}); nothing was changed, try again")
+
+
+def is_ancestor(root: str | os.PathLike[str], ancestor: str, descendant: str) -> bool:
+    proc = run(["merge-base", "--is-ancestor", ancestor, descendant], root, check=False)
+    if proc.returncode not in (0, 1):
+        raise GitFailed(f"git merge-base failed: {first_error_line(proc.stderr)}")
+    return proc.returncode == 0
+
+
+def existing_objects(root: str | os.PathLike[str], oids: Iterable[str]) -> set[str]:
+    """The subset of ``oids`` present in the local object store; one ``cat-file --batch-check`` call."""
+    wanted = list(dict.fromkeys(oids))
+    if not wanted:
+        return set()
+    out = output(["cat-file", "--batch-check=%(objectname)"], root, input=("\n".join(wanted) + "\n").encode())
+    return {line.strip() for line in out.splitlines() if line and not line.endswith(" missing")}
+
+
+def remote_names(root: str | os.PathLike[str]) -> list[str]:
+    return output(["remote"], root).split()
+
+
+def _check_remote_arg(remote: str) -> str:
+    if not remote or remote.startswith("-") or "\n" in remote or "\0" in remote:
+        raise ValueError(f"invalid remote {remote!r}")
+    return remote
+
+
+def ls_remote(root: str | os.PathLike[str], remote: str) -> dict[str, str]:
+    """``{ref: oid}`` of every ref on ``remote`` (peeled ``^{}`` lines left out). Unreachable on failure."""
+    from .errors import Unreachable
+
+    proc = run(["ls-remote", "--refs", "--", _check_remote_arg(remote)], root, check=False)
+    if proc.returncode != 0:
+        raise Unreachable(f"cannot read remote {remote!r}: {first_error_line(proc.stderr)}")
+    refs = {}
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        oid, _, ref = line.partition("\t")
+        if ref:
+            refs[ref] = oid
+    return refs
+
+
+def fetch_objects(root: str | os.PathLike[str], remote: str, refs: Sequence[str]) -> None:
+    """Fetch the objects of ``refs`` from ``remote`` without creating or moving any local ref."""
+    from .errors import Unreachable
+
+    if not refs:
+        return
+    proc = run(
+        ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--stdin", "--", _check_remote_arg(remote)],
+        root,
+        input=("\n".join(refs) + "\n").encode(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise Unreachable(f"fetch from {remote!r} failed: {first_error_line(proc.stderr)}")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    refs: list[tuple[str, str, str]]  # (flag, "src:dst", summary) from ``git push --porcelain``
+    error: str
+
+
+def push_refs(root: str | os.PathLike[str], remote: str, refspecs: Sequence[str]) -> PushResult:
+    """``git push --atomic --porcelain`` of explicit, non-forced refspecs: all of them land or none does."""
+    for spec in refspecs:
+        if spec.startswith(("+", "-")) or ":" not in spec:
+            raise ValueError(f"refusing refspec {spec!r}: only explicit, non-forced src:dst refspecs are pushed")
+    proc = run(["push", "--atomic", "--porcelain", "--", _check_remote_arg(remote), *refspecs], root, check=False)
+    rows = []
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and len(parts[0]) == 1:
+            rows.append((parts[0], parts[1], parts[2]))
+    return PushResult(proc.returncode == 0, rows, "" if proc.returncode == 0 else first_error_line(proc.stderr))
+
+
+def signature_status(
+    root: str | os.PathLike[str], revs: Sequence[str], *, no_walk: bool = False
+) -> list[tuple[str, str, str, str, str]]:
+    """``(commit, %G?, signer, key, git's verification message)`` for first-parent commits of ``revs``
+    (only ``revs`` themselves with ``no_walk``).
+
+    One ``git log`` call; git verifies each signature with the user's own config (gpg, gpg.ssh.allowedSignersFile).
+    """
+    if not revs:
+        return []
+    fmt = "%H%x00%G?%x00%GS%x00%GK%x00%GG%x00%x01"
+    walk = ["--no-walk"] if no_walk else ["--first-parent"]
+    out = output(["log", *walk, f"--format={fmt}", *revs, "--"], root)
+    rows = []
+    for record in out.split("\x01"):
+        record = record.strip("\n")
+        if not record:
+            continue
+        fields = record.split("\0")
+        if len(fields) >= 5:
+            rows.append((fields[0], fields[1], fields[2], fields[3], fields[4].strip()))
+    return rows

@@ -14,6 +14,7 @@ import typer
 COMMAND_MODULES = (
     "promptctl.cli.registry_cmds",
     "promptctl.cli.provenance_cmds",
+    "promptctl.cli.channel_cmds",
 )
 
 app = typer.Typer(
