@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "promptctl.cli.registry_cmds",
     "promptctl.cli.provenance_cmds",
     "promptctl.cli.channel_cmds",
+    "promptctl.cli.runtime_cmds",
 )
 
 app = typer.Typer(
