@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "promptctl.cli.registry_cmds",
     "promptctl.cli.provenance_cmds",
     "promptctl.cli.channel_cmds",
+    "promptctl.cli.eval_cmds",
     "promptctl.cli.runtime_cmds",
 )
 
@@ -39,11 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     anything unexpected is a bug: one line and exit 70 (``PROMPTCTL_DEBUG=1`` shows the traceback).
     """
     try:
-        app(args=argv, prog_name="promptctl", standalone_mode=False)
+        # With standalone_mode=False click *returns* the code of a `raise typer.Exit(n)` instead of raising.
+        code = app(args=argv, prog_name="promptctl", standalone_mode=False)
     except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
         sys.exit(_exit_code_for(exc))
     _flush_stdout()
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 def _fail(message: str, code: int) -> int:
