@@ -194,13 +194,17 @@ def test_promotion_in_a_subprocess_is_seen_within_the_ttl(runtime_repo):
     registry = promptctl.Registry(runtime_repo, ttl=ttl)
     cached = promptctl.Registry(runtime_repo, ttl=3600)
     assert registry.get(SIC).version == cached.get(SIC).version == "v1"
-    promote_in_subprocess(runtime_repo, SIC, "current", "v2")
+    moved = run_cli(runtime_repo, "promote", SIC, "v2", "--channel", "current")  # the real CLI, another process
+    assert moved.returncode == 0, moved.stderr
     moved_at = time.monotonic()
     while registry.get(SIC).version != "v2":
         assert time.monotonic() - moved_at < ttl + 1.0, "promotion not seen within the TTL"
         time.sleep(0.02)
     assert "VERSION TWO" in registry.get(SIC).render(message="m")
     assert cached.get(SIC).version == "v1"  # within its (long) TTL the cache answers
+    promote_in_subprocess(runtime_repo, SIC, "current", "v1:50,v2:50")  # a split, written by the format helper
+    time.sleep(ttl)
+    assert {registry.get(SIC, key=k).version for k in ("a", "b", "c", "d", "e", "f")} == {"v1", "v2"}
 
 
 def test_packed_refs_are_read_too(runtime_repo):

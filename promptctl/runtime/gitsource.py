@@ -23,7 +23,7 @@ from ..errors import (
     UnknownPrompt,
     UnknownVersion,
 )
-from ..model import AuditEntry, Serving, VersionInfo
+from ..model import VersionInfo
 from ..promptfile import PromptDefinition
 from ..spec import CHANNEL_PREFIX, channel_ref, parse_version, tag_ref
 from .source import ChannelSnapshot
@@ -139,80 +139,6 @@ class RefReader:
         return refs
 
 
-def _parse_serves(text: str, hashes: dict[str, str]) -> tuple[Serving, ...]:
-    """``v22:95,v23:5`` (or ``v23``; ``-`` for nothing) -> Servings; raises ValueError when malformed."""
-    text = text.strip()
-    if not text or text == "-":
-        return ()
-    serves = []
-    for part in text.split(","):
-        version, sep, percent = part.strip().partition(":")
-        parse_version(version)
-        value = int(percent) if sep else 100
-        if not 0 < value <= 100:
-            raise ValueError(f"bad percent {percent!r}")
-        serves.append(Serving(version, value, hashes.get(version, "")))
-    return tuple(serves)
-
-
-def _parse_serves_hash(text: str) -> dict[str, str]:
-    hashes = {}
-    for part in text.split(","):
-        version, sep, digest = part.strip().partition("=")
-        if sep:
-            hashes[version] = digest.strip()
-    return hashes
-
-
-def _ident_parts(ident: str) -> tuple[str, str]:
-    """``Name <email> 1700000000 +0100`` -> ("Name <email>", ISO 8601 date with zone)."""
-    from datetime import datetime, timedelta, timezone
-
-    head, _, tail = ident.rpartition("> ")
-    author = head + ">" if head else ident
-    try:
-        stamp, zone = tail.split()
-        sign = -1 if zone.startswith("-") else 1
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
-        at = datetime.fromtimestamp(int(stamp), timezone(offset)).isoformat()
-    except ValueError:
-        at = ""
-    return author, at
-
-
-def parse_state_commit(prompt_id: str, channel: str, oid: str, data: bytes) -> tuple[tuple[Serving, ...], AuditEntry]:
-    """A channel state commit (docs/design.md) -> (what it serves, the audit entry of the move).
-
-    Raises ValueError when the commit is not a state commit of this prompt and channel.
-    """
-    headers, message = gitstore.parse_commit_or_tag(data)
-    trailers = gitstore.parse_trailers(message)
-    if trailers.get("Promptctl-Prompt") != prompt_id or trailers.get("Promptctl-Channel") != channel:
-        raise ValueError("not a promptctl state commit for this prompt and channel")
-    if "Promptctl-Serves" not in trailers:
-        raise ValueError("the state commit has no Promptctl-Serves trailer")
-    hashes = _parse_serves_hash(trailers.get("Promptctl-Serves-Hash", ""))
-    serves = _parse_serves(trailers["Promptctl-Serves"], hashes)
-    if not serves:
-        raise ValueError("the state commit serves nothing")
-    paragraphs = message.strip().split("\n\n")
-    reason = "\n\n".join(paragraphs[1:-1]).strip() if len(paragraphs) > 2 else ""
-    author, at = _ident_parts(headers.get("author", ""))
-    entry = AuditEntry(
-        prompt_id=prompt_id,
-        channel=channel,
-        action=trailers.get("Promptctl-Action", ""),
-        from_serves=_parse_serves(trailers.get("Promptctl-From", "-"), {}),
-        serves=serves,
-        reason=reason,
-        author=author,
-        at=at,
-        commit=oid,
-        signed="gpgsig" in headers,
-    )
-    return serves, entry
-
-
 class GitSource:
     """A Git repository as a runtime source. Opened lazily: constructing one never touches the disk."""
 
@@ -275,11 +201,13 @@ class GitSource:
         obj = self.reader.read(oid)
         if obj is None or obj.type != "commit":
             raise RegistryUnavailable(f"{ref} points at {oid[:12]}, which is not a commit in {self.description}")
-        try:
-            serves, entry = parse_state_commit(prompt_id, channel, oid, obj.data)
-        except ValueError as exc:
-            raise RegistryUnavailable(f"{ref} points at {oid[:12]}: {exc}") from None
-        return ChannelSnapshot(prompt_id, channel, oid, serves, entry)
+        from ..channels import parse_state_commit
+
+        parsed = parse_state_commit(oid, obj.data)
+        if parsed is None or parsed[0].prompt_id != prompt_id or parsed[0].channel != channel:
+            raise RegistryUnavailable(f"{ref} points at {oid[:12]}, which is not a state commit of {prompt_id}@{channel}")
+        entry = parsed[0]
+        return ChannelSnapshot(prompt_id, channel, oid, entry.serves, entry)
 
     def channel_names(self) -> dict[str, list[str]]:
         """Every prompt's channels (one ``for-each-ref``; used by ``promptctl export``, not the hot path)."""
