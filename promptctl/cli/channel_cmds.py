@@ -24,7 +24,12 @@ def _store(repo: str):
 
 
 def _when(iso: str | None) -> str:
-    return iso[:19].replace("T", " ") if iso else "-"
+    return iso[:16].replace("T", " ") if iso else "-"
+
+
+def _name(author: str) -> str:
+    """``Name <email>`` -> ``Name`` for tables (the e-mail is in --json)."""
+    return author.split(" <")[0] or author
 
 
 def _split(serves) -> str:
@@ -131,14 +136,14 @@ def register(app: typer.Typer) -> None:
             return
         table(
             prompt_id,
-            ["channel", "serves", "split", "since", "by", "action", "reason"],
+            ["channel", "serves", "split", "since", "by", "last move", "reason"],
             [
                 (
                     s.channel,
                     serves_text(s.serves),
                     _split(s.serves),
                     _when(s.last_move.at if s.last_move else None),
-                    s.last_move.author if s.last_move else "-",
+                    _name(s.last_move.author) if s.last_move else "-",
                     s.last_move.action if s.last_move else "-",
                     (s.last_move.reason.splitlines() or [""])[0] if s.last_move else "",
                 )
@@ -165,18 +170,16 @@ def register(app: typer.Typer) -> None:
             note(f"no channel of {prompt_id} has moved yet")
             return
         table(
-            f"{prompt_id} audit log",
-            ["when", "channel", "action", "from", "to", "by", "reason", "commit"],
+            f"{prompt_id} audit log (newest first; --json for e-mails and commits)",
+            ["when", "channel", "action", "move", "by", "reason"],
             [
                 (
                     _when(e.at),
                     e.channel,
-                    e.action,
-                    serves_text(e.from_serves),
-                    serves_text(e.serves),
-                    e.author,
+                    e.action + (" (signed)" if e.signed else ""),
+                    f"{serves_text(e.from_serves)} -> {serves_text(e.serves)}",
+                    _name(e.author),
                     (e.reason.splitlines() or [""])[0],
-                    e.commit[:12] + (" (signed)" if e.signed else ""),
                 )
                 for e in entries
             ],
