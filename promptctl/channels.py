@@ -719,7 +719,12 @@ def push(repo, remote: str | None = None) -> SyncReport:
             tag_prompts.add(parse_tag_name(ref.removeprefix(TAG_PREFIX))[0])
         elif theirs_tags[ref] != oid:
             problems.append(f"version tag {ref.removeprefix(TAG_PREFIX)} differs on {name} (both sides made it)")
-    present = gitstore.existing_objects(repo.root, [theirs_channels[r] for r in ours_channels if r in theirs_channels])
+    differing = [r for r, oid in ours_channels.items() if r in theirs_channels and theirs_channels[r] != oid]
+    present = gitstore.existing_objects(repo.root, [theirs_channels[r] for r in differing])
+    unknown = [r for r in differing if theirs_channels[r] not in present]
+    if unknown:  # the remote moved these channels: fetch their logs (objects only) to tell behind from diverged
+        gitstore.fetch_objects(repo.root, name, unknown)
+        present = gitstore.existing_objects(repo.root, [theirs_channels[r] for r in differing])
     channel_specs = []
     for ref, oid in sorted(ours_channels.items()):
         theirs = theirs_channels.get(ref)
@@ -734,7 +739,7 @@ def push(repo, remote: str | None = None) -> SyncReport:
             notes.append(f"{name} is ahead on {label}: run 'promptctl pull {name}' to get its moves")
             continue
         else:
-            problems.append(f"{label} has moves on {name} that this repository does not have")
+            problems.append(f"{label} moved both here and on {name} (its audit logs diverged)")
             continue
         channel_specs.append(f"{ref}:{ref}")
     if problems:
