@@ -14,6 +14,8 @@ from .errors import NotUtf8
 
 HASH_FORMAT = "promptctl-template/1"
 SHORT_LENGTH = 12
+# json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), built once.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def normalize_text(data: bytes, where: str = "file") -> str:
@@ -39,7 +41,7 @@ def canonical_document(meta: Mapping[str, Any], files: Mapping[str, str]) -> byt
         },
         "files": dict(files),
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _CANONICAL_ENCODER.encode(doc).encode()
 
 
 def template_hash(meta: Mapping[str, Any], files: Mapping[str, str]) -> str:

@@ -6,6 +6,7 @@ runtime loader share one parser. Jinja2 and YAML are imported only when a prompt
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Callable, Mapping
@@ -92,12 +93,69 @@ class PromptDefinition:
         return self.partials.get(name)
 
 
+class _NotPlain(Exception):
+    """A YAML node the fast constructor leaves to PyYAML's own (aliases, merge keys, custom tags...)."""
+
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str": "construct_yaml_str",
+    "tag:yaml.org,2002:int": "construct_yaml_int",
+    "tag:yaml.org,2002:float": "construct_yaml_float",
+    "tag:yaml.org,2002:bool": "construct_yaml_bool",
+    "tag:yaml.org,2002:null": "construct_yaml_null",
+    "tag:yaml.org,2002:timestamp": "construct_yaml_timestamp",
+}
+
+
+def _construct_plain(node, constructor, seen: set[int]) -> Any:
+    """Python data for a composed node, as ``yaml.safe_load`` builds it, for the plain subset (mappings,
+    sequences, core scalars, no aliases or merge keys). SafeConstructor's generator machinery costs three
+    times the parse itself; this direct walk reuses its scalar constructors so values come out identical."""
+    import yaml
+
+    if id(node) in seen:  # an alias: shared (maybe recursive) structure, leave it to PyYAML
+        raise _NotPlain
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        method = _SCALAR_TAGS.get(node.tag)
+        if method is None:
+            raise _NotPlain
+        return getattr(constructor, method)(node)
+    if isinstance(node, yaml.MappingNode) and node.tag == "tag:yaml.org,2002:map":
+        result = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _NotPlain
+            key = _construct_plain(key_node, constructor, seen)
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                raise _NotPlain
+            result[key] = _construct_plain(value_node, constructor, seen)
+        return result
+    if isinstance(node, yaml.SequenceNode) and node.tag == "tag:yaml.org,2002:seq":
+        return [_construct_plain(item, constructor, seen) for item in node.value]
+    raise _NotPlain
+
+
+@functools.lru_cache(maxsize=1)
+def _safe_constructor():
+    import yaml
+
+    return yaml.constructor.SafeConstructor()
+
+
 def load_yaml(data: bytes, where: str) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(normalize_text(data, where), Loader=loader)
+        text = normalize_text(data, where)
+        node = yaml.compose(text, Loader=loader)
+        if node is None:
+            return None
+        try:
+            return _construct_plain(node, _safe_constructor(), set())
+        except _NotPlain:
+            return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -137,6 +195,7 @@ def validate_meta(meta: Any, where: str) -> dict[str, Any]:
     return meta
 
 
+@functools.lru_cache(maxsize=1)
 def _jinja_env():
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -162,14 +221,123 @@ def resolve_include(name: Any, where: str) -> str:
     return normalised
 
 
+_OPENER = re.compile(r"\{[{%#]")
+_CLOSERS = ("}}", "%}", "#}")
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+DATA_MARK = "\x00"
+_CACHE_LIMIT = 20_000
+_references: dict[tuple[str, str], tuple[str, ...]] = {}
+_metas: dict[bytes, bytes] = {}
+
+
+def template_shape(source: str) -> str | None:
+    """The source with the literal text between tags replaced by one marker each, or None when unsure.
+
+    Jinja2 decides syntax, includes, variables and control flow from the tags alone; literal text only
+    becomes output. So two sources with the same shape parse alike and reference the same templates, and
+    per-shape results can be memoised (many versions differ only in their wording). The scan mirrors
+    Jinja2's lexer (strings, bracket balancing, first closer at depth 0); whenever a text segment still
+    holds a delimiter or a tag does not close cleanly it returns None and callers use the exact source.
+    """
+    parts: list[str] = []
+    pos = 0
+    end = len(source)
+    while True:
+        match = _OPENER.search(source, pos)
+        start = match.start() if match else end
+        if start > pos:
+            text = source[pos:start]
+            if "}}" in text or "%}" in text or "#}" in text:
+                return None
+            parts.append(DATA_MARK)
+        if match is None:
+            return "".join(parts)
+        kind = source[start + 1]
+        if kind == "#":
+            close = source.find("#}", start + 2)
+            if close < 0:
+                return None
+            parts.append("{##}")  # a comment's text never matters
+            pos = close + 2
+            continue
+        closer = "}}" if kind == "{" else "%}"
+        i = start + 2
+        stack: list[str] = []
+        while True:
+            if i >= end:
+                return None
+            char = source[i]
+            if char == '"' or char == "'":
+                j = i + 1
+                while j < end and source[j] != char:
+                    j += 2 if source[j] == "\\" else 1
+                if j >= end:
+                    return None
+                i = j + 1
+                continue
+            if not stack and source.startswith(closer, i):
+                break
+            if char in "([{":
+                stack.append(char)
+            elif char in ")]}":
+                if not stack or stack.pop() != _PAIRS[char]:
+                    return None
+            i += 1
+        parts.append(source[start : i + 2])
+        pos = i + 2
+
+
+def _memo_put(cache: dict, key, value) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
 def referenced_templates(env, source: str, where: str) -> list[str]:
+    """Registry-relative names a template includes (or imports), checked; TemplateSyntaxError when it does
+    not parse. Memoised per template shape: errors are never memoised, so their messages stay exact."""
     from jinja2 import meta as jmeta
 
-    ast = _parse(env, source, where)
-    names = []
-    for name in jmeta.find_referenced_templates(ast):
-        names.append(resolve_include(name, where))
+    cached = _references.get(("text", source))
+    if cached is not None:
+        return list(cached)
+    shape = template_shape(source)
+    key = ("shape", shape) if shape is not None else ("text", source)
+    cached = _references.get(key)
+    if cached is None:
+        ast = _parse(env, source, where)
+        cached = tuple(resolve_include(name, where) for name in jmeta.find_referenced_templates(ast))
+        _memo_put(_references, key, cached)
+    _memo_put(_references, ("text", source), cached)
+    return list(cached)
+
+
+def body_includes(files: Mapping[str, bytes]) -> set[str]:
+    """Best-effort names the bodies among ``files`` include directly (files that fail to parse add nothing):
+    a hint for batching partial reads before ``load_prompt``, which stays the authority."""
+    names: set[str] = set()
+    for name, data in files.items():
+        if name.startswith("body") and name.endswith(".j2"):
+            try:
+                names.update(referenced_templates(_jinja_env(), normalize_text(data, name), name))
+            except InvalidContent:
+                continue
     return names
+
+
+def load_meta(data: bytes, where: str) -> dict[str, Any]:
+    """Parsed and validated ``prompt.yaml``; memoised by content (a fresh copy each call, callers may mutate)."""
+    import pickle
+
+    cached = _metas.get(data)
+    if cached is not None:
+        return pickle.loads(cached)
+    meta = validate_meta(load_yaml(data, where), where)
+    try:
+        _memo_put(_metas, data, pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - an unpicklable YAML value is simply not memoised
+        pass
+    return meta
 
 
 def load_prompt(
@@ -186,7 +354,7 @@ def load_prompt(
     where = where or prompt_id
     if METADATA_FILE not in files:
         raise InvalidContent(f"{where}: missing {METADATA_FILE}")
-    meta = validate_meta(load_yaml(files[METADATA_FILE], f"{where}/{METADATA_FILE}"), f"{where}/{METADATA_FILE}")
+    meta = load_meta(files[METADATA_FILE], f"{where}/{METADATA_FILE}")
     bodies: dict[str, str] = {}
     for name, data in files.items():
         if name == METADATA_FILE or not name.startswith("body") or not name.endswith(".j2"):

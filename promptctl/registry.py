@@ -23,7 +23,7 @@ from .errors import (
     UnknownVersion,
 )
 from .model import VersionInfo
-from .promptfile import METADATA_FILE, PARTIALS_DIR, PromptDefinition, load_prompt
+from .promptfile import METADATA_FILE, PARTIALS_DIR, PromptDefinition, body_includes, load_prompt
 from .spec import TAG_PREFIX, VersionSpec, parse_spec, parse_tag_name, tag_name, validate_id
 
 TAG_FIELDS = ("refname", "objectname", "*objectname", "taggername", "taggeremail", "taggerdate:iso-strict", "contents")
@@ -212,26 +212,54 @@ class PromptRepo:
         for obj in self.reader.read_many(unique):
             if obj is not None:
                 blobs[obj.oid] = obj.data
-        partial_cache: dict[tuple[str, str], bytes | None] = {}
-        results: list[PromptDefinition | Exception] = []
+        # Partials are read in batches, one round per include depth: each round loads every pending version
+        # with the partials known so far, collects the (commit, path) pairs it lacked, and reads them all
+        # in one ``cat-file`` round trip (a version that lacked any is loaded again in the next round).
+        partials: dict[tuple[str, str], bytes | None] = {}
+        results: list[PromptDefinition | Exception | None] = [None] * len(versions)
+        pending = []
+        lacking: dict[tuple[str, str], None] = {}  # first-level includes, read before the first round
         for index, version in enumerate(versions):
-            if index not in blob_ids:
-                results.append(InvalidContent(f"{version.tag}: {reg}/{version.prompt_id} is missing from commit {version.commit[:12]}"))
-                continue
-            files = {name: blobs[oid] for name, oid in blob_ids[index].items() if oid in blobs}
+            if index in blob_ids:
+                pending.append(index)
+                files = {name: blobs[oid] for name, oid in blob_ids[index].items() if oid in blobs}
+                lacking.update(dict.fromkeys((version.commit, path) for path in body_includes(files)))
+            else:
+                results[index] = InvalidContent(
+                    f"{version.tag}: {reg}/{version.prompt_id} is missing from commit {version.commit[:12]}"
+                )
+        while pending:
+            if lacking:
+                keys = list(lacking)
+                for key, obj in zip(keys, self.reader.read_many([f"{c}:{reg}/{p}" for c, p in keys]), strict=True):
+                    partials[key] = obj.data if obj is not None and obj.type == "blob" else None
+                lacking = {}
+            retry = []
+            for index in pending:
+                version = versions[index]
+                files = {name: blobs[oid] for name, oid in blob_ids[index].items() if oid in blobs}
+                absent: list[tuple[str, str]] = []
 
-            def read_partial(path: str, commit: str = version.commit) -> bytes | None:
-                key = (commit, path)
-                if key not in partial_cache:
-                    obj = self.reader.read(f"{commit}:{reg}/{path}")
-                    partial_cache[key] = obj.data if obj is not None and obj.type == "blob" else None
-                return partial_cache[key]
+                def read_partial(path: str, commit: str = version.commit, absent: list = absent) -> bytes | None:
+                    key = (commit, path)
+                    if key in partials:
+                        return partials[key]
+                    absent.append(key)
+                    return b""  # a stand-in: this attempt is discarded once the partial has been read
 
-            try:
-                results.append(load_prompt(version.prompt_id, files, read_partial, where=f"{version.tag}:{reg}/{version.prompt_id}"))
-            except Exception as exc:  # noqa: BLE001 - returned to the caller, which reports it
-                results.append(exc)
-        return results
+                try:
+                    loaded: PromptDefinition | Exception = load_prompt(
+                        version.prompt_id, files, read_partial, where=f"{version.tag}:{reg}/{version.prompt_id}"
+                    )
+                except Exception as exc:  # noqa: BLE001 - returned to the caller, which reports it
+                    loaded = exc
+                if absent:
+                    lacking.update(dict.fromkeys(absent))
+                    retry.append(index)
+                else:
+                    results[index] = loaded
+            pending = retry
+        return results  # type: ignore[return-value]
 
     # -- status and commit ---------------------------------------------------------------------------------
     def status(self, prompt_ids: Iterable[str] | None = None) -> list[PromptStatus]:
