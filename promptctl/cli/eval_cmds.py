@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output with stable keys.")
-REPO_OPTION = typer.Option(".", "--repo", "-C", help="The Git repository holding the registry.", show_default=False)
+REPO_OPTION = typer.Option(".", "--repo", "-C", metavar="DIR", help="The Git repository holding the registry.", show_default=False)
 
 eval_app = typer.Typer(
     name="eval",
@@ -24,28 +24,28 @@ def register(app: typer.Typer) -> None:
 
 @eval_app.command("run")
 def run(
-    eval_file: str = typer.Argument(..., help="The eval set: a .yaml/.yml file, or .jsonl (see docs/eval.md)."),
-    prompt: str = typer.Option(..., "--prompt", "-p", help="The version under test: id@v24, id@<channel>, or id (latest)."),
-    baseline: str = typer.Option(None, "--baseline", "-b", help="The version to compare with, e.g. id@current."),
-    target: str = typer.Option(..., "--target", "-t", help="Your function, module:function, called as f(prompt, item)."),
+    eval_file: str = typer.Argument(..., metavar="EVAL_FILE", help="The eval set: a .yaml/.yml file, or .jsonl (see docs/eval.md)."),
+    prompt: str = typer.Option(..., "--prompt", "-p", metavar="SPEC", help="The version under test: id@v24, id@<channel>, or id (latest)."),
+    baseline: str = typer.Option(None, "--baseline", "-b", metavar="SPEC", help="The version to compare with, e.g. id@current."),
+    target: str = typer.Option(..., "--target", "-t", metavar="MODULE:FUNCTION", help="Your function, module:function, called as f(prompt, item)."),
     target_path: list[str] = typer.Option(
-        [], "--target-path", help="Directory to import --target (and custom rubrics) from; repeatable. Default: the current directory."
+        [], "--target-path", metavar="DIR", help="Directory to import --target (and custom rubrics) from; repeatable. Default: the current directory."
     ),
     rubric: list[str] = typer.Option(
-        [], "--rubric", "-r", help="[NAME=]KIND[:ARG], repeatable; replaces the file's rubrics (e.g. exact_match, short=length:..40)."
+        [], "--rubric", "-r", metavar="RUBRIC", help="[NAME=]KIND[:ARG], repeatable; replaces the file's rubrics (e.g. exact_match, short=length:..40)."
     ),
-    rubrics_file: str = typer.Option(None, "--rubrics", help="A YAML file holding a rubrics list; replaces the file's rubrics."),
-    concurrency: int = typer.Option(1, "--concurrency", "-j", min=1, help="Items run at the same time (threads)."),
-    timeout: float = typer.Option(None, "--timeout", help="Seconds per item; a slower item is recorded as failed."),
+    rubrics_file: str = typer.Option(None, "--rubrics", metavar="FILE", help="A YAML file holding a rubrics list; replaces the file's rubrics."),
+    concurrency: int = typer.Option(1, "--concurrency", "-j", min=1, metavar="N", help="Items run at the same time (threads)."),
+    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="Seconds per item; a slower item is recorded as failed."),
     gate: float = typer.Option(
-        None, "--gate", min=0.0, help="Exit 1 when, on any rubric, candidate mean - baseline mean < -GATE."
+        None, "--gate", min=0.0, metavar="D", help="Exit 1 when, on any rubric, candidate mean - baseline mean < -D."
     ),
-    out: str = typer.Option(None, "--out", "-o", help="Directory for results.jsonl (per item, written as it goes) and summary.json."),
-    spans: str = typer.Option(None, "--spans", help="Write the run's spans to this file as OTLP JSON lines."),
-    tag: list[str] = typer.Option([], "--tag", help="Only items carrying this tag; repeatable (any of them)."),
-    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items."),
-    resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples for the 95% intervals."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (same seed, same intervals)."),
+    out: str = typer.Option(None, "--out", "-o", metavar="DIR", help="Directory for results.jsonl (per item, written as it goes) and summary.json."),
+    spans: str = typer.Option(None, "--spans", metavar="FILE", help="Write the run's spans to this file as OTLP JSON lines."),
+    tag: list[str] = typer.Option([], "--tag", metavar="TAG", help="Only items carrying this tag; repeatable (any of them)."),
+    limit: int = typer.Option(None, "--limit", min=1, metavar="N", help="Only the first N items."),
+    resamples: int = typer.Option(2000, "--resamples", min=100, metavar="N", help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Bootstrap seed (same seed, same intervals)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (it is shown only on a terminal)."),
     as_json: bool = JSON_OPTION,
     repo: str = REPO_OPTION,
@@ -316,13 +316,13 @@ def _print_report(report: dict, title: str) -> None:
 
 @eval_app.command("show")
 def show(
-    results: str = typer.Argument(..., help="A results directory written by 'eval run --out'."),
+    results: str = typer.Argument(..., metavar="DIR", help="A results directory written by 'eval run --out'."),
     other: str = typer.Argument(
-        None, help="A second results directory: compare its candidate (as candidate) with the first's (as baseline)."
+        None, metavar="OTHER_DIR", help="A second results directory: compare its candidate (as candidate) with the first's (as baseline)."
     ),
-    gate: float = typer.Option(None, "--gate", min=0.0, help="Exit 1 when candidate - baseline < -GATE on any rubric."),
-    resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples for the 95% intervals."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    gate: float = typer.Option(None, "--gate", min=0.0, metavar="D", help="Exit 1 when candidate - baseline < -D on any rubric."),
+    resamples: int = typer.Option(2000, "--resamples", min=100, metavar="N", help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Bootstrap seed."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print the per-version, per-rubric, per-slice report of a results directory (recomputed from results.jsonl)."""

@@ -522,7 +522,7 @@ def _check_references(items: Sequence[EvalItem], rubrics: Sequence[RubricSpec], 
         for item in items:
             present = item.has_expected if reference == "expected" else reference in item.references
             if not present:
-                need = "an expected value" if reference == "expected" else f"references.{reference}"
+                need = "expected value" if reference == "expected" else f"references.{reference} value"
                 raise InvalidContent(f"{where}:{item.line}: item {item.id!r} has no {need}, which rubric {rubric.name} compares to")
 
 
