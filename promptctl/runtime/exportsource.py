@@ -138,12 +138,15 @@ class ExportSource:
             raise UnknownVersion(f"{prompt_id} {version} is not in the export {self.description}")
         if template_hash and template_hash != known:
             raise InvalidContent(f"{prompt_id} {version}: the manifest records two hashes ({known[:12]}, {template_hash[:12]})")
-        path = self.path / OBJECTS / f"{known}.json"
+        return definition_from_document(prompt_id, self._object_bytes(known), known)
+
+    def _object_bytes(self, template_hash: str) -> bytes:
+        """The bytes of ``objects/<template_hash>.json`` (the HTTP source fetches them instead)."""
+        path = self.path / OBJECTS / f"{template_hash}.json"
         try:
-            data = path.read_bytes()
+            return path.read_bytes()
         except OSError as exc:
             raise RegistryUnavailable(f"cannot read {path}: {exc.strerror}") from None
-        return definition_from_document(prompt_id, data, known)
 
     def close(self) -> None:
         pass
@@ -174,6 +177,16 @@ def write_export(repo_path: str | os.PathLike[str], channels: list[str], directo
 
     Objects are written first, then the manifest replaces the old one atomically. Returns the manifest.
     Raises UnknownChannel when no prompt has any of ``channels``, NotWritable when ``directory`` is not.
+    """
+    manifest, objects = build_export(repo_path, channels)
+    _write_files(Path(directory), objects, manifest)
+    return manifest
+
+
+def build_export(repo_path: str | os.PathLike[str], channels: list[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and the objects (``{template hash: canonical document}``) of an export, written nowhere.
+
+    ``promptctl publish`` compares them with what a directory already holds before writing anything.
     """
     from datetime import datetime, timezone
 
@@ -217,12 +230,27 @@ def write_export(repo_path: str | os.PathLike[str], channels: list[str], directo
         }
     finally:
         source.close()
-    _write_files(Path(directory), objects, manifest)
-    return manifest
+    return manifest, objects
 
 
-def _write_files(directory: Path, objects: Mapping[str, bytes], manifest: Mapping[str, Any]) -> None:
+def _write_files(directory: Path, objects: Mapping[str, bytes], manifest: Mapping[str, Any]) -> int:
+    """Objects first, then the manifest (atomically); returns how many objects had to be written."""
+    written = _write_objects(directory, objects)
+    try:
+        _atomic_write(directory / MANIFEST, manifest_bytes(manifest))
+    except OSError as exc:
+        raise NotWritable(f"cannot write the export to {directory}: {exc.strerror or exc}") from None
+    return written
+
+
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _write_objects(directory: Path, objects: Mapping[str, bytes]) -> int:
+    """Put every object in place (skipping intact ones); returns how many were written."""
     objects_dir = directory / OBJECTS
+    written = 0
     try:
         objects_dir.mkdir(parents=True, exist_ok=True)
         for digest, data in objects.items():
@@ -230,9 +258,10 @@ def _write_files(directory: Path, objects: Mapping[str, bytes], manifest: Mappin
             if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == digest:
                 continue  # content-addressed: an existing, intact object is already right
             _atomic_write(target, data)
-        _atomic_write(directory / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+            written += 1
     except OSError as exc:
         raise NotWritable(f"cannot write the export to {directory}: {exc.strerror or exc}") from None
+    return written
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
