@@ -9,7 +9,6 @@ format is the contract in docs/design.md ("Channels and the audit log"); the run
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -493,6 +492,8 @@ class ChannelStore:
                 gitstore.update_ref(self.root, ref, commit, head.ref_oid if head else None, f"promptctl {action} {where}")
             except Conflict:
                 if attempt + 1 < MAX_ATTEMPTS:
+                    import random  # only on a lost race: keeps the common path's imports small
+
                     time.sleep(random.uniform(0.005, 0.02 * 2 ** min(attempt, 4)))
                 continue
             raw = gitstore.run(["cat-file", "commit", commit], self.root).stdout
