@@ -49,16 +49,18 @@ def remote_refs(remote: Path) -> str:
 
 def test_promote_push_pull_then_show_in_the_other_clone(clones):
     here, there, remote = clones
-    moved = cli_json(here, "promote", PID, "v2", "--reason", "fixes refund intent")
+    add_versions(here, 1)  # v4: its commit is on no pushed branch, it travels with its tag
+    moved = cli_json(here, "promote", PID, "v4", "--reason", "fixes refund intent")
     pushed = cli_json(here, "push")
-    assert pushed["version_tags"] == 5  # v1..v3 of PID, v1 of the two other prompts
+    assert pushed["version_tags"] == 6  # v1..v4 of PID, v1 of the two other prompts
     assert [(c["name"], c["kind"]) for c in pushed["channels"]] == [(f"{PID}@current", "new-channel")]
     assert git(remote, "rev-parse", REF).strip() == moved["commit"]
 
     pulled = cli_json(there, "pull", "origin")
-    assert pulled["version_tags"] == 5 and [c["kind"] for c in pulled["channels"]] == ["new-channel"]
+    assert pulled["version_tags"] == 6 and [c["kind"] for c in pulled["channels"]] == ["new-channel"]
     shown = cli_json(there, "show", f"{PID}@current")
-    assert shown["version"] == "v2" and shown["template_hash"] == moved["serves"][0]["template_hash"]
+    assert shown["version"] == "v4" and shown["template_hash"] == moved["serves"][0]["template_hash"]
+    assert "revision 0" in shown["files"]["body.j2"]  # the content came along
     history = cli_json(there, "history", PID)
     assert [(e["commit"], e["reason"], e["author"]) for e in history] == [
         (moved["commit"], "fixes refund intent", "Test Author <author@example.com>")
