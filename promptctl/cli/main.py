@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "promptctl.cli.channel_cmds",
     "promptctl.cli.eval_cmds",
     "promptctl.cli.runtime_cmds",
+    "promptctl.cli.check_cmds",
 )
 
 app = typer.Typer(
