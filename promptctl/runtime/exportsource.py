@@ -179,7 +179,7 @@ def write_export(repo_path: str | os.PathLike[str], channels: list[str], directo
     Raises UnknownChannel when no prompt has any of ``channels``, NotWritable when ``directory`` is not.
     """
     manifest, objects = build_export(repo_path, channels)
-    _write_files(Path(directory), objects, manifest)
+    write_files(Path(directory), objects, manifest)
     return manifest
 
 
@@ -233,9 +233,9 @@ def build_export(repo_path: str | os.PathLike[str], channels: list[str]) -> tupl
     return manifest, objects
 
 
-def _write_files(directory: Path, objects: Mapping[str, bytes], manifest: Mapping[str, Any]) -> int:
+def write_files(directory: Path, objects: Mapping[str, bytes], manifest: Mapping[str, Any]) -> int:
     """Objects first, then the manifest (atomically); returns how many objects had to be written."""
-    written = _write_objects(directory, objects)
+    written = write_objects(directory, objects)
     try:
         _atomic_write(directory / MANIFEST, manifest_bytes(manifest))
     except OSError as exc:
@@ -247,7 +247,7 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _write_objects(directory: Path, objects: Mapping[str, bytes]) -> int:
+def write_objects(directory: Path, objects: Mapping[str, bytes]) -> int:
     """Put every object in place (skipping intact ones); returns how many were written."""
     objects_dir = directory / OBJECTS
     written = 0

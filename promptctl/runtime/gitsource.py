@@ -89,13 +89,18 @@ class RefReader:
         if self.reftable:
             return gitstore.rev_parse(self.root, ref)
         for _ in range(5):  # symbolic ref depth
-            try:
-                with open(os.path.join(self.common, ref), "rb") as handle:
-                    data = handle.read(512)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            try:  # os.open/os.read: no buffered file object, this runs on every TTL check
+                fd = os.open(os.path.join(self.common, ref), os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
                 return self._read_packed(ref)
             except OSError as exc:
                 raise RegistryUnavailable(f"cannot read {ref} in {self.common}: {exc.strerror}") from None
+            try:
+                data = os.read(fd, 512)
+            except OSError as exc:  # e.g. a directory where the ref file should be
+                raise RegistryUnavailable(f"cannot read {ref} in {self.common}: {exc.strerror}") from None
+            finally:
+                os.close(fd)
             text = data.decode("ascii", "replace").strip()
             if text.startswith("ref: "):
                 ref = text[5:].strip()
@@ -148,6 +153,7 @@ class GitSource:
         self._lock = threading.Lock()
         self._opened = False
         self._config: Config | None = None
+        self._refs: dict[tuple[str, str], str] = {}  # validated channel ref names
 
     # -- opening ----------------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -187,7 +193,9 @@ class GitSource:
     # -- channels ---------------------------------------------------------------------------------------
     def channel_state(self, prompt_id: str, channel: str, previous: ChannelSnapshot | None = None) -> ChannelSnapshot:
         self._open()
-        ref = channel_ref(prompt_id, channel)
+        ref = self._refs.get((prompt_id, channel))
+        if ref is None:
+            ref = self._refs[(prompt_id, channel)] = channel_ref(prompt_id, channel)  # validates both names
         oid = self.refs.read(ref)
         if previous is not None and oid == previous.token:
             return previous  # nothing moved: one small file read, no subprocess

@@ -21,7 +21,6 @@ from ..errors import (
     UnknownChannel,
     UsageError,
 )
-from ..spec import DEFAULT_CHANNEL, parse_spec, validate_channel
 from . import presets
 from .cache import ChannelEntry, VersionEntry
 from .prompt import ResolvedPrompt, set_missing_attributes
@@ -31,6 +30,7 @@ from .split import bucket, choose, random_bucket
 logger = logging.getLogger("promptctl")
 
 MAX_SPECS = 4096
+_DEFAULT_CHANNEL = "current"  # spec.DEFAULT_CHANNEL, without importing spec (and dataclasses) at import
 _NO_SUCH_VARIANT_CHANNEL: Any = object()
 
 
@@ -39,9 +39,9 @@ def open_source(path_or_url: str | os.PathLike[str]) -> Source:
     text = os.fspath(path_or_url)
     if text.startswith(("http://", "https://")):
         raise UsageError(f"{text}: HTTP registries are not supported yet; export a directory with 'promptctl export'")
-    from .exportsource import ExportSource, is_export
+    if os.path.isfile(os.path.join(text, "manifest.json")):  # the export layout (exportsource.MANIFEST)
+        from .exportsource import ExportSource
 
-    if is_export(text):
         return ExportSource(text)
     from .gitsource import GitSource
 
@@ -72,7 +72,11 @@ class Registry:
             raise UsageError(f"ttl must be a number of seconds, not {ttl!r}") from None
         if self.ttl < 0:
             raise UsageError("ttl must not be negative")
-        self._channel = validate_channel(channel) if channel is not None else None
+        if channel is not None:
+            from ..spec import validate_channel
+
+            validate_channel(channel)
+        self._channel = channel
         self._source = open_source(path_or_url)
         self.location = self._source.description
         self._lock = threading.RLock()
@@ -150,6 +154,8 @@ class Registry:
 
     # -- the slow paths -----------------------------------------------------------------------------------
     def _parse(self, prompt: str) -> tuple[str, int | None, str | None]:
+        from ..spec import parse_spec
+
         parsed = parse_spec(prompt)
         spec = (parsed.prompt_id, parsed.number, parsed.channel)
         if len(self._specs) < MAX_SPECS:
@@ -167,9 +173,9 @@ class Registry:
     def _default_channel(self) -> str:
         if self._channel is None:
             try:
-                self._channel = self._source.default_channel() or DEFAULT_CHANNEL
+                self._channel = self._source.default_channel() or _DEFAULT_CHANNEL
             except PromptctlError:
-                return DEFAULT_CHANNEL  # unreadable now; the load that follows reports it
+                return _DEFAULT_CHANNEL  # unreadable now; the load that follows reports it
         return self._channel
 
     def _variant_channel(self, prompt_id: str, variant: str) -> bool:

@@ -18,7 +18,6 @@ Every preset also writes promptctl's identity (``prompt.id``, ``prompt.version``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +147,8 @@ def variable_names(specs: Sequence[AttributeSpec]) -> tuple[str, ...]:
 
 
 def variables_json(variables: Mapping[str, Any]) -> str:
+    import json
+
     return json.dumps(variables, ensure_ascii=False, sort_keys=True, default=str)
 
 

@@ -7,7 +7,6 @@ layout over the network; the loader only ever talks to this interface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -16,7 +15,6 @@ if TYPE_CHECKING:
     from ..promptfile import PromptDefinition
 
 
-@dataclass(frozen=True)
 class ChannelSnapshot:
     """What one channel of one prompt serves at one moment.
 
@@ -24,11 +22,19 @@ class ChannelSnapshot:
     serves); the loader compares tokens to skip any work when nothing moved.
     """
 
-    prompt_id: str
-    channel: str
-    token: str
-    serves: tuple[Serving, ...]
-    last_move: AuditEntry | None = None
+    __slots__ = ("prompt_id", "channel", "token", "serves", "last_move")
+
+    def __init__(
+        self, prompt_id: str, channel: str, token: str, serves: tuple[Serving, ...], last_move: AuditEntry | None = None
+    ):
+        self.prompt_id = prompt_id
+        self.channel = channel
+        self.token = token
+        self.serves = serves
+        self.last_move = last_move
+
+    def __repr__(self) -> str:
+        return f"<ChannelSnapshot {self.prompt_id}@{self.channel} {self.token[:12]} {self.serves}>"
 
 
 class Source(Protocol):

@@ -8,26 +8,32 @@ and the base the rest.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from hashlib import sha256
-from typing import TypeVar
+from typing import Any, TypeVar
 
 BUCKETS = 10000
 T = TypeVar("T")
 
-_random = random.Random()
+_sha256: Any = None  # hashlib and random load on the first split, not at import
+_randrange: Any = None
 
 
 def bucket(prompt_id: str, channel: str, key: object) -> int:
     """The bucket (0..9999) of a request key; a non-str key is formatted with ``str()`` first."""
-    data = f"{prompt_id}\0{channel}\0{key}".encode()
-    return int(sha256(data).hexdigest()[:8], 16) % BUCKETS
+    global _sha256
+    if _sha256 is None:
+        from hashlib import sha256 as _sha256
+    return int(_sha256(f"{prompt_id}\0{channel}\0{key}".encode()).hexdigest()[:8], 16) % BUCKETS
 
 
 def random_bucket() -> int:
     """No key: a random bucket per call."""
-    return _random.randrange(BUCKETS)
+    global _randrange
+    if _randrange is None:
+        import random
+
+        _randrange = random.Random().randrange
+    return _randrange(BUCKETS)
 
 
 def thresholds(percents: Sequence[int]) -> tuple[int, ...]:
