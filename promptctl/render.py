@@ -21,24 +21,42 @@ _TYPE_CHECKS = {
 }
 
 
+def input_checker(prompt_id: str, declared: Mapping[str, Any]):
+    """A function checking variables against declared inputs, with the declarations digested once.
+
+    The function raises MissingVariable / InputTypeError, and returns the variables to render with: absent
+    optional inputs get their ``default`` (or None); undeclared extras are passed through.
+    """
+    rules = []
+    for name, spec in declared.items():
+        spec = spec or {}
+        kind = spec.get("type", "string")
+        rules.append((name, bool(spec.get("required", False)), spec.get("default"), _TYPE_CHECKS.get(kind), kind))
+    frozen = tuple(rules)
+
+    def check(variables: Mapping[str, Any]) -> Mapping[str, Any]:
+        missing_optional = None
+        for name, required, default, test, kind in frozen:
+            if name in variables:
+                if test is not None and not test(variables[name]):
+                    raise InputTypeError(
+                        f"{prompt_id}: variable {name!r} should be {kind}, got {type(variables[name]).__name__}"
+                    )
+            elif required:
+                raise MissingVariable(f"{prompt_id}: missing required variable {name!r}")
+            else:
+                if missing_optional is None:
+                    missing_optional = {}
+                missing_optional[name] = default
+        return {**missing_optional, **variables} if missing_optional else variables
+
+    return check
+
+
 def check_inputs(prompt_id: str, declared: Mapping[str, Any], variables: Mapping[str, Any]) -> Mapping[str, Any]:
     """Required inputs present, declared types respected; absent optional inputs get their ``default``
     (or None). Undeclared extras are passed through. Returns the variables to render with."""
-    missing_optional = {}
-    for name, spec in declared.items():
-        spec = spec or {}
-        if name not in variables:
-            if spec.get("required", False):
-                raise MissingVariable(f"{prompt_id}: missing required variable {name!r}")
-            missing_optional[name] = spec.get("default")
-            continue
-        kind = spec.get("type", "string")
-        check = _TYPE_CHECKS.get(kind)
-        if check is not None and not check(variables[name]):
-            raise InputTypeError(
-                f"{prompt_id}: variable {name!r} should be {kind}, got {type(variables[name]).__name__}"
-            )
-    return {**missing_optional, **variables} if missing_optional else variables
+    return input_checker(prompt_id, declared)(variables)
 
 
 class CompiledPrompt:
@@ -61,6 +79,11 @@ class CompiledPrompt:
         )
         self._templates: dict[str, Any] = {}
         self._chat: dict[str, list[tuple[str, Any]]] = {}
+        # Digested once: render() is on the application's hot path (the runtime loader calls it per request).
+        self._check = input_checker(definition.prompt_id, definition.inputs)
+        self._is_chat = definition.type == "chat"
+        self._undefined_error = jinja2.UndefinedError
+        self._template_error = jinja2.TemplateError
 
     def _template(self, body: str):
         template = self._templates.get(body)
@@ -84,30 +107,29 @@ class CompiledPrompt:
                 self._template(body)
 
     def render(self, body: str, variables: Mapping[str, Any]) -> str:
-        import jinja2
-
-        variables = check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
+        variables = self._check(variables)
         try:
-            if self.definition.type == "chat":
+            if self._is_chat:
                 return "\n\n".join(f"{role}:\n{text}" for role, text in self._render_chat(body, variables))
-            return self._template(body).render(variables)
-        except jinja2.UndefinedError as exc:
+            template = self._templates.get(body)
+            if template is None:
+                template = self._template(body)
+            return template.render(variables)
+        except self._undefined_error as exc:
             raise MissingVariable(f"{self.definition.prompt_id}: {exc.message}") from None
-        except jinja2.TemplateError as exc:
+        except self._template_error as exc:
             raise RenderError(f"{self.definition.prompt_id}/{body}: {exc}") from None
 
     def _render_chat(self, body: str, variables: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [(role, template.render(variables).strip("\n")) for role, template in self._chat_templates(body)]
 
     def messages(self, body: str, variables: Mapping[str, Any]) -> list[dict[str, str]]:
-        import jinja2
-
-        variables = check_inputs(self.definition.prompt_id, self.definition.inputs, variables)
+        variables = self._check(variables)
         try:
-            if self.definition.type != "chat":
+            if not self._is_chat:
                 return [{"role": "user", "content": self._template(body).render(variables)}]
             return [{"role": role, "content": text} for role, text in self._render_chat(body, variables)]
-        except jinja2.UndefinedError as exc:
+        except self._undefined_error as exc:
             raise MissingVariable(f"{self.definition.prompt_id}: {exc.message}") from None
-        except jinja2.TemplateError as exc:
+        except self._template_error as exc:
             raise RenderError(f"{self.definition.prompt_id}/{body}: {exc}") from None
