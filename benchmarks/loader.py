@@ -113,6 +113,7 @@ def interleaved(contenders: dict[str, Callable[[int], float]], rounds: int, batc
 class Table:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, str, str]] = []
+        self.notes: list[str] = []
 
     def section(self, title: str) -> None:
         self.rows.append((f"-- {title}", "", "", ""))
@@ -121,17 +122,19 @@ class Table:
         shown = f"{value:,.1f} {unit}" if value >= 10 else f"{value:,.2f} {unit}"
         self.rows.append((name, shown, f"{ratio:.2f}x" if ratio is not None else "", note))
 
-    def note(self, name: str, text: str) -> None:
-        self.rows.append((name, "-", "", text))
+    def footnote(self, text: str) -> None:
+        self.notes.append(text)
 
     def print(self) -> None:
-        widths = [max(len(row[i]) for row in self.rows) for i in range(3)]
+        widths = [max(len(row[i]) for row in self.rows if not row[0].startswith("-- ")) for i in range(3)]
         print(f"{'measurement':<{widths[0]}}  {'median':>{widths[1]}}  {'ratio':>{max(widths[2], 5)}}  note")
         for name, value, ratio, note in self.rows:
             if name.startswith("-- "):
                 print(f"\n{name}")
                 continue
             print(f"{name:<{widths[0]}}  {value:>{widths[1]}}  {ratio:>{max(widths[2], 5)}}  {note}")
+        for text in self.notes:
+            print(text)
 
 
 # -- the harness: a fresh recording span made current per call ---------------------------------------------------
@@ -366,7 +369,7 @@ def main() -> None:
         net = "" if name.startswith("harness") else f"net of harness {value - harness:.2f} us ({(value - harness) / (floor_value - harness):.2f}x)"
         table.add(name, value, "us", ratio, net)
     for label, note in peer_notes:
-        table.note(f"  {label}", note)
+        table.footnote(f"{label}: {note}")
 
     # 4. TTL expired: one ref check per call -------------------------------------------------------------------
     checking = promptctl.Registry(repo, ttl=0)

@@ -177,8 +177,6 @@ def test_no_registry_configured_is_a_usage_error(monkeypatch):
 
     with pytest.raises(UsageError, match="PROMPTCTL_REPO"):
         promptctl.Registry()
-    with pytest.raises(UsageError, match="HTTP registries"):
-        promptctl.Registry("https://prompts.example.com")
 
 
 def test_promptctl_repo_environment_variable(runtime_repo, monkeypatch):
@@ -425,3 +423,21 @@ def test_import_is_light_and_jinja2_loads_on_first_compile(runtime_repo):
     after_import, after_registry, after_get = json.loads(proc.stdout)
     assert after_import == [] and after_registry == []
     assert "jinja2" in after_get and not {"typer", "rich", "git", "duckdb"} & set(after_get)
+
+
+def test_a_forked_child_gets_its_own_object_reader(runtime_repo):
+    registry = promptctl.Registry(runtime_repo)
+    assert registry.get(SIC).version == "v1"  # the cat-file process is running now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child (gunicorn --preload style): loads through its own reader
+        try:
+            os.write(write_end, registry.get(f"{SIC}@v2").render(message="child").encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    parent_text = registry.get(f"{SIC}@v2").render(message="parent")
+    with os.fdopen(read_end) as reader:
+        child_text = reader.read()
+    os.waitpid(pid, 0)
+    assert "VERSION TWO" in parent_text and "VERSION TWO" in child_text and "child" in child_text

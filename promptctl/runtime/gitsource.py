@@ -169,8 +169,17 @@ class GitSource:
             except OSError as exc:
                 raise RegistryUnavailable(f"no registry at {self.description}: {exc.strerror}") from None
             self.refs = RefReader(self.root, self.common_dir)
-            self.reader = gitstore.ObjectReader(self.root)
+            self._reader = gitstore.ObjectReader(self.root)
+            self._pid = os.getpid()
             self._opened = True
+
+    @property
+    def reader(self) -> gitstore.ObjectReader:
+        """The cat-file process; a forked child (gunicorn --preload...) gets its own instead of sharing pipes."""
+        if self._pid != os.getpid():
+            self._reader = gitstore.ObjectReader(self.root)
+            self._pid = os.getpid()
+        return self._reader
 
     def config(self) -> Config:
         """promptctl.yaml as committed at HEAD (the working-tree file when HEAD has none, else defaults)."""
@@ -270,5 +279,5 @@ class GitSource:
         return definition
 
     def close(self) -> None:
-        if self._opened:
-            self.reader.close()
+        if self._opened and self._pid == os.getpid():
+            self._reader.close()

@@ -101,7 +101,7 @@ class Poller:
     ):
         self.what = what
         self._poll = poll
-        self.interval = max(float(interval), 0.01)
+        self.interval = max(float(interval), 0.1)  # ttl=0 must not mean a busy loop
         self.jitter = min(max(float(jitter), 0.0), 0.9)
         cap = MAX_BACKOFF if max_backoff is None else float(max_backoff)
         self.max_backoff = max(self.interval, min(self.interval * 8, cap))  # TTL 5 s: 40 s; TTL 0.3 s: 2.4 s

@@ -34,11 +34,23 @@ _DEFAULT_CHANNEL = "current"  # spec.DEFAULT_CHANNEL, without importing spec (an
 _NO_SUCH_VARIANT_CHANNEL: Any = object()
 
 
-def open_source(path_or_url: str | os.PathLike[str]) -> Source:
-    """The source for a path (a Git repository or an export directory) or URL."""
+def open_source(
+    path_or_url: str | os.PathLike[str],
+    *,
+    ttl: float = 5.0,
+    fallback_source: str | os.PathLike[str] | None = None,
+    remote: str | None = None,
+) -> Source:
+    """The source for a path (a Git repository or an export directory) or URL.
+
+    An http(s) URL (a published registry), ``remote`` (Git-remote mode) and ``fallback_source`` (a second
+    source) are fleet delivery: ``httpsource.open_fleet_source``, docs/fleet.md.
+    """
     text = os.fspath(path_or_url)
-    if text.startswith(("http://", "https://")):
-        raise UsageError(f"{text}: HTTP registries are not supported yet; export a directory with 'promptctl export'")
+    if text.startswith(("http://", "https://")) or fallback_source is not None or remote is not None:
+        from .httpsource import open_fleet_source
+
+        return open_fleet_source(text, ttl=ttl, fallback_source=fallback_source, remote=remote)
     if os.path.isfile(os.path.join(text, "manifest.json")):  # the export layout (exportsource.MANIFEST)
         from .exportsource import ExportSource
 
@@ -59,9 +71,21 @@ class Registry:
     reads ``PROMPTCTL_REPO``. ``ttl``: seconds before a channel ref is checked again. ``channel``: the
     channel served when ``get()`` names none (None: ``current``, or the exported channel of an export).
     Constructing a Registry never touches Git; the first ``get()`` opens it.
+
+    Fleet delivery (docs/fleet.md): ``path_or_url`` may be the http(s) URL of a ``promptctl publish``
+    directory; ``remote`` makes a clone fetch the registry's refs from that remote every ``ttl`` (Git-remote
+    mode); ``fallback_source`` is an export directory served when the registry cannot be read at a cold start.
     """
 
-    def __init__(self, path_or_url: str | os.PathLike[str] | None = None, ttl: float = 5.0, channel: str | None = None):
+    def __init__(
+        self,
+        path_or_url: str | os.PathLike[str] | None = None,
+        ttl: float = 5.0,
+        channel: str | None = None,
+        *,
+        fallback_source: str | os.PathLike[str] | None = None,
+        remote: str | None = None,
+    ):
         if path_or_url is None:
             path_or_url = os.environ.get("PROMPTCTL_REPO")
             if not path_or_url:
@@ -77,7 +101,7 @@ class Registry:
 
             validate_channel(channel)
         self._channel = channel
-        self._source = open_source(path_or_url)
+        self._source = open_source(path_or_url, ttl=self.ttl, fallback_source=fallback_source, remote=remote)
         self.location = self._source.description
         self._lock = threading.RLock()
         self._specs: dict[str, tuple[str, int | None, str | None]] = {}
