@@ -3,7 +3,7 @@
 Each item is resolved by ``promptctl.Registry.get`` with the item's conditions and the version under test
 pinned (``id@v24``; a channel is resolved to its version once, before the run), exactly as production
 resolves it, fallbacks included. The user's target runs inside ``prompt.use()`` and an ``eval.item`` span
-(resolution happens inside that span, so it carries the prompt attributes too), so every span it opens carries the ``prompt.*`` attributes; the item's scores go on the ``eval.item`` span
+that starts with the resolved prompt's own span attributes, so that span and every span the target opens carry the ``prompt.*`` attributes; the item's scores go on the ``eval.item`` span
 as ``eval.score.<rubric>``.
 
 Execution: with ``concurrency == 1`` and no timeout the items run in the calling thread (the cheapest path);
@@ -25,12 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry.trace import set_span_in_context
+
 from ..errors import PromptctlError, UsageError
 from .evalset import EvalItem, EvalSet
 from .results import FORMAT, ResultsWriter
 from .scorers import Scorer, score_output
 
 SPAN_NAME = "eval.item"
+_PLAIN_OUTPUTS = frozenset({str, dict, list, int, float, bool, type(None)})
 SCORE_PREFIX = "eval.score."
 
 Target = Callable[[Any, EvalItem], Any]
@@ -155,14 +159,13 @@ class EvalRunner:
         self.writer = writer
         self.progress = progress
         self.run_id = run_id or uuid.uuid4().hex[:16]
-        from opentelemetry import trace
-
-        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-        self._tracer = provider.get_tracer("promptctl.eval")
+        self._tracer = _tracer_for(tracer_provider)
         self._is_async = inspect.iscoroutinefunction(target)
         self._score_keys = {s.name: SCORE_PREFIX + s.name for s in self.scorers}
         self._zero_scores = dict.fromkeys((s.name for s in self.scorers), 0.0)
-        self._base_attributes = {"eval.run.id": self.run_id, "eval.set": evalset.path}
+        self._side_attributes = {
+            side.role: {"eval.run.id": self.run_id, "eval.set": evalset.path, "eval.role": side.role} for side in self.sides
+        }
         self._lock = threading.Lock()
         self._closed = False
         self._done = threading.Event()
@@ -181,7 +184,7 @@ class EvalRunner:
                 loop = self._local.loop = asyncio.new_event_loop()
             return loop.run_until_complete(self.target(prompt, item))
         result = self.target(prompt, item)
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN_OUTPUTS and inspect.isawaitable(result):  # a sync function returning a coroutine
             loop = getattr(self._local, "loop", None)
             if loop is None:
                 loop = self._local.loop = asyncio.new_event_loop()
@@ -193,51 +196,63 @@ class EvalRunner:
         failing target, resolver or scorer: the record carries the error and zero scores. Returns None when
         ``job`` was already given up on (timed out) by the time the target returned."""
         conditions = item.conditions
-        error = None
+        prompt = error = None
+        try:
+            prompt = self.registry.get(
+                side.pinned, locale=conditions.locale, tier=conditions.tier, variant=conditions.variant, key=conditions.key
+            )
+        except PromptctlError as exc:
+            error = f"resolve: {exc.message}"
+        except Exception as exc:  # noqa: BLE001 - recorded on the item, the run goes on
+            error = f"resolve: {type(exc).__name__}: {exc}"
+        tracer = self._tracer
+        if tracer is None:  # no SDK provider anywhere: spans would be no-ops, skip their machinery
+            return self._run_core(item, side, job, None, prompt, error)
+        # The eval.item span starts with the prompt's attributes (exactly what the loader and its span processor
+        # write, under the configured schema) beside the eval ones: one attribute write instead of two.
+        attributes = self._side_attributes[side.role].copy()
+        attributes["eval.item.id"] = item.id
+        if prompt is not None:
+            attributes.update(prompt.span_attributes())
+        # start_span + attach rather than start_as_current_span: same span, two context-manager layers less
+        span = tracer.start_span(SPAN_NAME, attributes=attributes, record_exception=False, set_status_on_exception=False)
+        token = otel_context.attach(set_span_in_context(span))
+        try:
+            return self._run_core(item, side, job, span, prompt, error)
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    def _run_core(
+        self, item: EvalItem, side: Side, job: _Job | None, span: Any, prompt: Any, error: str | None
+    ) -> dict[str, Any] | None:
         output = None
-        prompt = None
         duration = 0.0
-        attributes = {**self._base_attributes, "eval.item.id": item.id, "eval.role": side.role}
-        with self._tracer.start_as_current_span(
-            SPAN_NAME, attributes=attributes, record_exception=False, set_status_on_exception=False
-        ) as span:
-            # Resolved inside the span: the loader tags the current span with prompt.* at resolve time, and
-            # its span processor tags every span the target opens inside use().
+        if prompt is not None:
+            started = time.perf_counter()
             try:
-                prompt = self.registry.get(
-                    side.pinned,
-                    locale=conditions.locale,
-                    tier=conditions.tier,
-                    variant=conditions.variant,
-                    key=conditions.key,
-                )
-            except PromptctlError as exc:
-                error = f"resolve: {exc.message}"
-            except Exception as exc:  # noqa: BLE001 - recorded on the item, the run goes on
-                error = f"resolve: {type(exc).__name__}: {exc}"
-            if prompt is not None:
-                started = time.perf_counter()
-                try:
-                    with prompt.use():
-                        output = self._call_target(prompt, item)
-                except Exception as exc:  # noqa: BLE001 - a failing target is a failed item, not a crashed run
-                    error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                    if span.is_recording():
-                        span.record_exception(exc)
-                duration = time.perf_counter() - started
-            if job is not None and job.claimed:  # the watcher gave up on this item (timeout)
+                with prompt.use():
+                    output = self._call_target(prompt, item)
+            except Exception as exc:  # noqa: BLE001 - a failing target is a failed item, not a crashed run
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if span is not None and span.is_recording():
+                    span.record_exception(exc)
+            duration = time.perf_counter() - started
+        if job is not None and job.claimed:  # the watcher gave up on this item (timeout)
+            if span is not None:
                 _fail_span(span, f"timed out after {self.timeout:g}s")
-                return None
-            if error is None:
-                scores, problems = score_output(self.scorers, output, item)
-                if problems:
-                    error = "; ".join(problems)
-            else:
-                scores = dict(self._zero_scores)
-            if span.is_recording():
-                span.set_attributes({self._score_keys[name]: value for name, value in scores.items()})
-                if error is not None:
-                    _fail_span(span, error)
+            return None
+        if error is None:
+            scores, problems = score_output(self.scorers, output, item)
+            if problems:
+                error = "; ".join(problems)
+        else:
+            scores = dict(self._zero_scores)
+        if span is not None and span.is_recording():
+            keys = self._score_keys
+            span.set_attributes({keys[name]: value for name, value in scores.items()})
+            if error is not None:
+                _fail_span(span, error)
         return self._record(item, side, prompt, output, scores, error, duration)
 
     def _record(self, item, side, prompt, output, scores, error, duration) -> dict[str, Any]:
@@ -382,6 +397,16 @@ class _Worker(threading.Thread):
             self.current = None
             if record is not None:
                 runner._deliver(job, record)
+
+
+def _tracer_for(tracer_provider: Any) -> Any:
+    """The tracer for eval.item spans; None when spans could only be no-ops (no SDK provider set anywhere)."""
+    from opentelemetry import trace
+
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    return provider.get_tracer("promptctl.eval")
 
 
 def _fail_span(span: Any, message: str) -> None:

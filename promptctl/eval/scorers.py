@@ -266,7 +266,7 @@ def score_output(scorers: Sequence[Scorer], output: Any, item: EvalItem) -> tupl
     errors: list[str] = []
     for scorer in scorers:
         try:
-            scores[scorer.name] = scorer(output, item)
+            scores[scorer.name] = scorer._score(output, item)
         except ScorerError as exc:
             scores[scorer.name] = 0.0
             errors.append(str(exc))

@@ -207,9 +207,12 @@ def summarise(
 
     cells = []
     for rubric in rubrics:
+        c_by_item = {i: v for i, v in ((i, _score(row, rubric)) for i, row in cand.items()) if v is not None}
+        b_by_item = (
+            {i: v for i, v in ((i, _score(row, rubric)) for i, row in base.items()) if v is not None} if base is not None else None
+        )
         for dimension, value, ids in groups:
-            c_scores = [_score(cand[i], rubric) for i in ids if i in cand]
-            c_scores = [s for s in c_scores if s is not None]
+            c_scores = [c_by_item[i] for i in ids if i in c_by_item]
             cell = dict(
                 rubric=rubric,
                 dimension=dimension,
@@ -219,14 +222,9 @@ def summarise(
                 candidate=mean(c_scores),
                 baseline=None,
             )
-            if base is not None:
-                b_scores = [s for s in (_score(base[i], rubric) for i in ids if i in base) if s is not None]
-                diffs = []
-                for i in ids:
-                    if i in cand and i in base:
-                        c, b = _score(cand[i], rubric), _score(base[i], rubric)
-                        if c is not None and b is not None:
-                            diffs.append(c - b)
+            if b_by_item is not None:
+                b_scores = [b_by_item[i] for i in ids if i in b_by_item]
+                diffs = [c_by_item[i] - b_by_item[i] for i in ids if i in c_by_item and i in b_by_item]
                 ci = bootstrap_ci(
                     diffs, resamples=resamples, confidence=confidence, seed=f"{seed}\0{rubric}\0{dimension}\0{value}"
                 )
