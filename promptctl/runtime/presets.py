@@ -19,8 +19,7 @@ Every preset also writes promptctl's identity (``prompt.id``, ``prompt.version``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UsageError
 
@@ -34,8 +33,7 @@ WITH_VARIABLES = "include_variables=True"
 VENDOR = "promptctl"
 
 
-@dataclass(frozen=True)
-class AttributeSpec:
+class AttributeSpec(NamedTuple):
     name: str
     field: str  # a ResolvedPrompt field, or "vendor" / "version_number" / "template" / "variables"
     type: str
@@ -69,6 +67,13 @@ PRESETS: dict[str, tuple[AttributeSpec, ...]] = {
             "the exact locale/tier body was missing (a fallback body served), or the in-code fallback served",
         ),
         _spec("prompt.channel", "channel", "string", WHEN_SET, "channel that chose the version (absent when pinned)"),
+        _spec(
+            "prompt.published_at",
+            "published_at",
+            "string",
+            WHEN_SET,
+            "publication time of the manifest served (registries read over HTTP: promptctl publish)",
+        ),
         STALE,
         _spec("prompt.template", "template", "string", WITH_TEMPLATE, "the body source served (Jinja2)"),
         _spec("prompt.variables", "variables", "string (JSON object)", WITH_VARIABLES, "the variables of the last render"),
