@@ -384,7 +384,13 @@ class HttpSource(ExportSource):
         error = self._poller.error
         if error is not None and previous is not None:
             raise _copy(error)  # the loader keeps serving `previous`, marks spans stale, warns once per episode
-        return super().channel_state(prompt_id, channel, previous)
+        snapshot = super().channel_state(prompt_id, channel, previous)
+        published_at = self.published_at
+        if snapshot.published_at == published_at:
+            return snapshot  # `previous` itself when nothing moved and no newer manifest came
+        return ChannelSnapshot(
+            snapshot.prompt_id, snapshot.channel, snapshot.token, snapshot.serves, snapshot.last_move, published_at
+        )
 
     def _object_bytes(self, template_hash: str) -> bytes:
         """Fetch ``objects/<hash>.json``; its bytes must hash to the name or they are never served."""

@@ -170,7 +170,8 @@ class Registry:
             stale = centry.stale
         resolved = entry.resolved.get((locale, tier, variant, channel_name, stale))
         if resolved is None:
-            resolved = self._resolve(entry, locale, tier, variant, channel_name, stale)
+            published = None if number is not None else centry.snapshot.published_at  # fleet: manifest time
+            resolved = self._resolve(entry, locale, tier, variant, channel_name, stale, published)
         span = get_current_span()
         if span.is_recording():
             set_missing_attributes(span, resolved.span_attributes())
@@ -269,6 +270,8 @@ class Registry:
                     old.deadline = monotonic() + self.ttl
                     return old
                 versions = [self._version_entry(prompt_id, s.version, s.template_hash or None) for s in snapshot.serves]
+                if snapshot.published_at is not None:  # fleet: fresh resolved caches carry this manifest's time
+                    versions = [VersionEntry(v.prompt_id, v.version, v.definition, v.compiled) for v in versions]
                 entry = ChannelEntry(snapshot, monotonic() + self.ttl, versions)
                 if old is not None and old.stale:
                     self._warned.discard(key)
@@ -307,7 +310,14 @@ class Registry:
             logger.warning("promptctl: cannot load %s from %s (%s); serving the in-code fallback", where, self.location, exc)
 
     def _resolve(
-        self, entry: VersionEntry, locale: str | None, tier: str | None, variant: str | None, channel: str | None, stale: bool
+        self,
+        entry: VersionEntry,
+        locale: str | None,
+        tier: str | None,
+        variant: str | None,
+        channel: str | None,
+        stale: bool,
+        published_at: str | None = None,
     ) -> ResolvedPrompt:
         selection = entry.definition.select_body(locale, tier)
         resolved = ResolvedPrompt(
@@ -323,6 +333,7 @@ class Registry:
             stale=stale,
             code_fallback=entry.version is None,
             default_specs=self._specs_default,
+            published_at=published_at,
         )
         return entry.remember((locale, tier, variant, channel, stale), resolved)
 

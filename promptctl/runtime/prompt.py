@@ -121,6 +121,7 @@ class ResolvedPrompt:
         "model",
         "model_config",
         "stale",
+        "published_at",
         "body",
         "type",
         "definition",
@@ -145,6 +146,7 @@ class ResolvedPrompt:
         stale: bool = False,
         code_fallback: bool = False,
         default_specs: tuple[presets.AttributeSpec, ...] = (),
+        published_at: str | None = None,
     ):
         self.id = definition.prompt_id
         self.version = version
@@ -160,6 +162,7 @@ class ResolvedPrompt:
         self.model = model.get("name")
         self.model_config = MappingProxyType(dict(model))
         self.stale = stale
+        self.published_at = published_at  # publication time of the manifest served (HTTP registries), else None
         self.body = body
         self.type = definition.type
         self.definition = definition

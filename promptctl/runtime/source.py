@@ -22,16 +22,23 @@ class ChannelSnapshot:
     serves); the loader compares tokens to skip any work when nothing moved.
     """
 
-    __slots__ = ("prompt_id", "channel", "token", "serves", "last_move")
+    __slots__ = ("prompt_id", "channel", "token", "serves", "last_move", "published_at")
 
     def __init__(
-        self, prompt_id: str, channel: str, token: str, serves: tuple[Serving, ...], last_move: AuditEntry | None = None
+        self,
+        prompt_id: str,
+        channel: str,
+        token: str,
+        serves: tuple[Serving, ...],
+        last_move: AuditEntry | None = None,
+        published_at: str | None = None,  # a published registry's manifest time (span prompt.published_at)
     ):
         self.prompt_id = prompt_id
         self.channel = channel
         self.token = token
         self.serves = serves
         self.last_move = last_move
+        self.published_at = published_at
 
     def __repr__(self) -> str:
         return f"<ChannelSnapshot {self.prompt_id}@{self.channel} {self.token[:12]} {self.serves}>"
