@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "promptctl.cli.eval_cmds",
     "promptctl.cli.runtime_cmds",
     "promptctl.cli.check_cmds",
+    "promptctl.cli.fleet_cmds",
 )
 
 app = typer.Typer(
