@@ -139,3 +139,90 @@ def register(app: typer.Typer) -> None:
             emit_json([s.to_json() for s in states])
             return
         _print_blame(states)
+
+    @app.command()
+    def conform(
+        paths: list[str] = typer.Argument(None, metavar="[FILE]...", help="Span files (OTLP/JSON lines)."),
+        spans: list[str] = typer.Option([], "--spans", help="Span files; a shell glob may follow it (repeatable)."),
+        grace: str | None = typer.Option(
+            None, "--grace", help="How long after a move the previous version is still ok (default: the loader's TTL, 5s)."
+        ),
+        strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed span line instead of skipping it."),
+        json_out: bool = JSON_OPTION,
+        repo: str = REPO_OPTION,
+    ) -> None:
+        """Did each channel serve what the registry said, when it said it? Exit 1 on any finding."""
+        from promptctl.cli.output import emit_json, note
+        from promptctl.errors import UsageError
+        from promptctl.provenance.conform import conform as run_conform
+        from promptctl.provenance.conform import parse_duration
+
+        files = list(dict.fromkeys([*spans, *(paths or [])]))  # globs are expanded by the span reader
+        if not files:
+            raise UsageError("no span files: give them with --spans FILE... (OTLP/JSON lines)")
+        grace_seconds = parse_duration(grace) if grace is not None else None
+        r = _open(repo)
+        report = run_conform(r, files, grace_seconds=grace_seconds, strict=strict)
+        if report.malformed:
+            for line in report.malformed_examples:
+                note(f"promptctl: skipped malformed span line {line}")
+            more = report.malformed - len(report.malformed_examples)
+            note(
+                f"promptctl: skipped {report.malformed} malformed span line{'s' if report.malformed != 1 else ''}"
+                + (f" ({more} not named)" if more > 0 else "")
+                + "; --strict fails instead"
+            )
+        if not report.channels_moved:
+            note("promptctl: no channel has moved yet in this repository: spans that name a channel cannot conform")
+        if json_out:
+            emit_json(report.to_json())
+        else:
+            _print_conform(report)
+        if report.problems:
+            raise typer.Exit(1)
+
+
+def _span_label(ref) -> str:
+    return f"span {ref.span_id} trace {ref.trace_id} at {ref.start_time} ({ref.file}:{ref.line})"
+
+
+def _print_conform(report) -> None:
+    from promptctl.cli.output import console, table
+    from promptctl.provenance.conform import KINDS
+
+    out = console()
+    files = len(report.files)
+    out.print(
+        f"{report.spans} spans in {files} file{'s' if files != 1 else ''}, grace {report.grace_seconds:g}s",
+        markup=False,
+    )
+    rows = sorted(report.rows, key=lambda r: (r.prompt_id, r.channel or "", r.version or ""))
+    table(
+        None,
+        ["prompt", "channel", "version", "spans", *KINDS],
+        [
+            (r.prompt_id, r.channel or "-", r.version or "-", r.total, *(r.counts.get(k, 0) or "" for k in KINDS))
+            for r in rows
+        ],
+    )
+    if report.no_prompt:
+        example = f" (e.g. {_span_label(report.no_prompt_examples[0])})" if report.no_prompt_examples else ""
+        out.print(f"no prompt attributes: {report.no_prompt} span{'s' if report.no_prompt != 1 else ''}{example}", markup=False)
+    for finding in report.findings:
+        where = f"{finding.prompt_id}@{finding.channel}" if finding.channel else finding.prompt_id
+        served = f" ({finding.template_hash})" if finding.template_hash else ""
+        out.print()
+        out.print(
+            f"[bold]{finding.kind.upper()}[/bold] {where} {finding.version or '-'}{served}: "
+            f"{finding.count} span{'s' if finding.count != 1 else ''}, {finding.first_seen} .. {finding.last_seen}",
+            highlight=False,
+        )
+        out.print(f"  {finding.detail}", markup=False)
+        for ref in finding.examples:
+            out.print(f"  e.g. {_span_label(ref)}", markup=False)
+    out.print()
+    if report.problems:
+        counts = ", ".join(f"{report.count(k)} {k}" for k in ("stale", "unregistered", "unserved") if report.count(k))
+        out.print(f"[bold]does not conform[/bold]: {counts}", highlight=False)
+    else:
+        out.print("conforms: every span with prompt attributes served what the registry said, when it said it", markup=False)
