@@ -124,3 +124,143 @@ def test_exporter_appends_and_reports_failure_after_shutdown(tmp_path: Path):
     _emit(provider)
     assert exporter.export(memory.get_finished_spans()) is SpanExportResult.FAILURE
     assert len(path.read_text().splitlines()) == 4
+
+
+# -- reader ----------------------------------------------------------------------------------------------
+
+duckdb = pytest.importorskip("duckdb")
+
+from promptctl.spans.reader import (  # noqa: E402
+    MalformedSpanFile,
+    NoSpanFiles,
+    load_spans,
+)
+
+
+def _exported(path: Path, n: int = 3, **extra) -> Path:
+    """``n`` eval-like spans (v1..vn) plus one HTTP span without prompt attributes, via the real exporter."""
+    provider = _provider(OtlpJsonFileExporter(path))
+    tracer = provider.get_tracer("promptctl.eval")
+    with tracer.start_as_current_span("POST /classify"):
+        for i in range(n):
+            with tracer.start_as_current_span("eval.item") as span:
+                span.set_attributes({**PROMPT_ATTRS, "prompt.version": f"v{i + 1}", **extra})
+                span.set_attribute("eval.score.exact_match", float(i % 2))
+                span.set_attribute("eval.score.cited", 1)  # an int score counts too
+                span.set_attribute("eval.note", "not a score")
+    provider.shutdown()
+    return path
+
+
+def _rows(con, sql: str) -> list[dict]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def test_reader_loads_exported_spans_with_prompt_columns_and_scores(tmp_path: Path):
+    path = _exported(tmp_path / "spans.jsonl", stale=None)
+    con = duckdb.connect()
+    load = load_spans(con, [path])
+    assert (load.spans, load.spans_without_version, load.malformed_lines) == (4, 1, 0)
+    rows = _rows(con, f"SELECT * FROM {load.table} WHERE prompt_version IS NOT NULL ORDER BY prompt_version")
+    first = rows[0]
+    assert first["file"] == str(path) and first["line"] == 1
+    assert first["prompt_id"] == "support_intent_classifier" and first["prompt_version"] == "v1"
+    assert first["prompt_template_hash"] == "0123456789ab"
+    assert (first["prompt_channel"], first["prompt_locale"], first["prompt_tier"]) == (
+        "production",
+        "de",
+        "enterprise",
+    )
+    assert first["prompt_fallback"] is False and first["prompt_stale"] is None
+    assert len(first["trace_id"]) == 32 and len(first["span_id"]) == 16 and len(first["parent_span_id"]) == 16
+    assert first["start_time"] <= first["end_time"] and first["start_unix_nano"] > 0
+    assert first["service_name"] == "svc"
+    assert sorted((s["rubric"], s["score"]) for s in first["scores"]) == [
+        ("cited", 1.0),
+        ("exact_match", 0.0),
+    ]
+    root = _rows(con, f"SELECT * FROM {load.table} WHERE prompt_version IS NULL")[0]
+    assert root["parent_span_id"] is None and root["name"] == "POST /classify" and root["scores"] == []
+    scores = _rows(con, f"SELECT prompt_version, rubric, score FROM {load.scores} ORDER BY ALL")
+    assert len(scores) == 6 and scores[0] == {"prompt_version": "v1", "rubric": "cited", "score": 1.0}
+
+
+def test_reader_names_malformed_lines_and_skips_them(tmp_path: Path):
+    good = _exported(tmp_path / "a.jsonl", n=2)
+    lines = good.read_text().splitlines()
+    bad = tmp_path / "b.jsonl"
+    bad.write_text(
+        "\n".join(
+            [
+                lines[0],  # 1 good
+                "",  # 2 blank: skipped silently
+                '{"resourceSpans": [',  # 3 truncated
+                '{"hello": "world"}',  # 4 not an export request
+                '{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","startTimeUnixNano":"1"}]}]}]}',  # 5 no ids
+                lines[1].replace('"startTimeUnixNano":"', '"startTimeUnixNano":"x'),  # 6 bad time
+                "   ",  # 7 whitespace only: blank
+                lines[2],  # 8 good
+            ]
+        )
+        + "\n"
+    )
+    con = duckdb.connect()
+    load = load_spans(con, [str(tmp_path / "*.jsonl")])
+    assert load.files == (str(good), str(bad))
+    assert [(m.file, m.line) for m in load.malformed] == [
+        (str(bad), 3),
+        (str(bad), 4),
+        (str(bad), 5),
+        (str(bad), 6),
+    ]
+    assert load.malformed_lines == 4 and load.partial
+    assert "not valid JSON" in str(load.malformed[0]) and str(load.malformed[0]).startswith(f"{bad}:3: ")
+    assert "startTimeUnixNano" in load.malformed[3].reason
+    # a.jsonl: 3 spans; b.jsonl: lines 1 and 8 (its line 6 is skipped whole)
+    assert load.spans == 5
+    assert _rows(con, f"SELECT DISTINCT line FROM {load.table} WHERE file = '{bad}' ORDER BY line") == [
+        {"line": 1},
+        {"line": 8},
+    ]
+
+
+def test_reader_strict_fails_on_the_first_malformed_line_and_leaves_no_table(tmp_path: Path):
+    path = _exported(tmp_path / "spans.jsonl", n=1)
+    with path.open("a") as out:
+        out.write("not json\n{}\n")
+    con = duckdb.connect()
+    with pytest.raises(MalformedSpanFile) as info:
+        load_spans(con, [path], strict=True, table="strict_spans")
+    assert str(info.value) == f"{path}:3: not valid JSON (1 more malformed line)"
+    assert info.value.exit_code == 4
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'strict_spans%'"
+    ).fetchall() == [(0,)]
+
+
+def test_reader_errors_for_missing_files(tmp_path: Path):
+    con = duckdb.connect()
+    with pytest.raises(NoSpanFiles, match=r"no span file matches .*\*\.jsonl"):
+        load_spans(con, [str(tmp_path / "*.jsonl")])
+    with pytest.raises(NoSpanFiles, match="span file not found: .*missing.jsonl"):
+        load_spans(con, [tmp_path / "missing.jsonl"])
+
+
+def test_reader_score_pattern_time_range_and_base64_ids(tmp_path: Path):
+    path = _exported(tmp_path / "spans.jsonl", n=2)
+    text = path.read_text()
+    request = json.loads(text.splitlines()[0])
+    span = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    hex_trace = span["traceId"]
+    span["traceId"] = base64.b64encode(bytes.fromhex(hex_trace)).decode()  # protobuf-style JSON ids
+    span["attributes"].append({"key": "quality.relevance", "value": {"doubleValue": 0.25}})
+    path.write_text(json.dumps(request, indent=None, separators=(", ", ": ")) + "\n" + text.split("\n", 1)[1])
+    con = duckdb.connect()
+    load = load_spans(con, [path], score_pattern="quality.*")
+    assert _rows(con, f"SELECT rubric, score FROM {load.scores}") == [{"rubric": "relevance", "score": 0.25}]
+    assert _rows(con, f"SELECT trace_id FROM {load.table} WHERE line = 1") == [{"trace_id": hex_trace}]
+    start = _rows(con, f"SELECT min(start_unix_nano) AS s FROM {load.table}")[0]["s"]
+    later = load_spans(con, [path], table="later", since=start + 1)
+    assert later.spans == load.spans - 1

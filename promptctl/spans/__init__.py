@@ -12,6 +12,10 @@ _LAZY = {
     "load_spans": "promptctl.spans.reader",
     "SpanLoad": "promptctl.spans.reader",
     "MalformedLine": "promptctl.spans.reader",
+    "MalformedSpanFile": "promptctl.spans.reader",
+    "NoSpanFiles": "promptctl.spans.reader",
+    "SPAN_COLUMNS": "promptctl.spans.reader",
+    "DEFAULT_SCORE_PATTERN": "promptctl.spans.reader",
 }
 
 __all__ = list(_LAZY)

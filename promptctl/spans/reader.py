@@ -1,0 +1,393 @@
+"""The one reader of span files: OTLP/JSON lines (the Collector's file exporter, ``OtlpJsonFileExporter``,
+``promptctl eval run --spans``) into a DuckDB table, parsed inside DuckDB.
+
+Each file is read as text lines (DuckDB's CSV scanner with no delimiter or quoting: one column, the line,
+numbered ``WITH ORDINALITY``), each line parsed with ``from_json`` against an explicit OTLP structure (no type
+auto-detection), its spans ``UNNEST``-ed and their attributes picked by key with list functions. The whole
+pipeline is one streaming, parallel DuckDB query: no Python loop over lines or spans.
+
+A line that is not JSON, not an ``ExportTraceServiceRequest``, or holds a span without ids or start time is
+*malformed*: it is skipped whole and named (file, line, reason), or, with ``strict=True``, fails the load.
+
+    con = duckdb.connect()
+    load = load_spans(con, ["traces/*.jsonl"], table="spans")
+    con.sql(f"SELECT prompt_version, count(*) FROM {load.table} GROUP BY ALL")
+    con.sql(f"SELECT rubric, avg(score) FROM {load.scores} GROUP BY ALL")
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import InvalidContent, NotFound, UsageError
+
+__all__ = [
+    "DEFAULT_SCORE_PATTERN",
+    "SPAN_COLUMNS",
+    "MalformedLine",
+    "MalformedSpanFile",
+    "NoSpanFiles",
+    "SpanLoad",
+    "expand_paths",
+    "load_spans",
+]
+
+DEFAULT_SCORE_PATTERN = "eval.score.*"
+MAX_LINE_BYTES = 256 * 1024 * 1024  # a Collector batch of 8192 large spans fits comfortably
+
+# The public columns of the span table, in order (name, SQL type, what it holds).
+SPAN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("file", "VARCHAR", "the span file, as given (after glob expansion)"),
+    ("line", "BIGINT", "1-based line number in that file"),
+    ("trace_id", "VARCHAR", "32 lowercase hex"),
+    ("span_id", "VARCHAR", "16 lowercase hex"),
+    ("parent_span_id", "VARCHAR", "16 lowercase hex, NULL for a root span"),
+    ("name", "VARCHAR", "span name"),
+    ("kind", "INTEGER", "OTLP SpanKind (1 internal .. 5 consumer)"),
+    ("start_time", "TIMESTAMP", "UTC, microseconds"),
+    ("end_time", "TIMESTAMP", "UTC, microseconds"),
+    ("start_unix_nano", "BIGINT", "exact start, nanoseconds since the epoch"),
+    ("service_name", "VARCHAR", "resource attribute service.name"),
+    ("service_instance_id", "VARCHAR", "resource attribute service.instance.id"),
+    ("prompt_id", "VARCHAR", "prompt.id"),
+    ("prompt_version", "VARCHAR", "prompt.version, e.g. v23"),
+    ("prompt_variant", "VARCHAR", "prompt.variant"),
+    ("prompt_template_hash", "VARCHAR", "prompt.template_hash (12 hex)"),
+    ("prompt_channel", "VARCHAR", "prompt.channel"),
+    ("prompt_locale", "VARCHAR", "prompt.locale"),
+    ("prompt_tier", "VARCHAR", "prompt.tier"),
+    ("prompt_fallback", "BOOLEAN", "prompt.condition.fallback"),
+    ("prompt_stale", "BOOLEAN", "prompt.stale (NULL when absent, i.e. not stale)"),
+    ("prompt_published_at", "VARCHAR", "prompt.published_at, as recorded"),
+    ("scores", "STRUCT(rubric VARCHAR, score DOUBLE)[]", "numeric attributes matching the score pattern"),
+)
+
+_STRING_ATTRS = {
+    "prompt_id": "prompt.id",
+    "prompt_version": "prompt.version",
+    "prompt_variant": "prompt.variant",
+    "prompt_template_hash": "prompt.template_hash",
+    "prompt_channel": "prompt.channel",
+    "prompt_locale": "prompt.locale",
+    "prompt_tier": "prompt.tier",
+    "prompt_published_at": "prompt.published_at",
+}
+_BOOL_ATTRS = {"prompt_fallback": "prompt.condition.fallback", "prompt_stale": "prompt.stale"}
+
+# Only the fields read are named: from_json skips the rest of each object without building it.
+_VALUE = "STRUCT(stringValue VARCHAR, intValue VARCHAR, doubleValue DOUBLE, boolValue BOOLEAN)"
+_ATTRS = f"STRUCT(key VARCHAR, value {_VALUE})[]"
+_SPAN = (
+    "STRUCT(traceId VARCHAR, spanId VARCHAR, parentSpanId VARCHAR, name VARCHAR, kind INTEGER, "
+    f"startTimeUnixNano VARCHAR, endTimeUnixNano VARCHAR, attributes {_ATTRS})"
+)
+_REQUEST = json.dumps(
+    {"resourceSpans": [{"resource": {"attributes": _ATTRS}, "scopeSpans": [{"spans": f"{_SPAN}[]"}]}]}
+)
+
+
+class MalformedSpanFile(InvalidContent):
+    """A span file line that cannot be read (``strict=True``), or a file that cannot be read at all."""
+
+
+class NoSpanFiles(NotFound):
+    """A path or glob matched no file."""
+
+
+@dataclass(frozen=True)
+class MalformedLine:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SpanLoad:
+    """What ``load_spans`` made: the table (and scores view) names, and what it counted on the way."""
+
+    table: str  # one row per span, columns SPAN_COLUMNS
+    scores: str  # view: one row per (span, rubric): every span column but scores, plus rubric and score
+    files: tuple[str, ...]
+    spans: int  # spans loaded (malformed lines excluded)
+    spans_without_version: int  # loaded spans with no prompt.version attribute
+    malformed_lines: int
+    malformed: tuple[MalformedLine, ...] = field(default=())  # the first ``max_reported`` of them
+    score_pattern: str = DEFAULT_SCORE_PATTERN
+
+    @property
+    def partial(self) -> bool:
+        """True when lines were skipped: an analysis of this load saw only part of the data."""
+        return self.malformed_lines > 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": list(self.files),
+            "spans": self.spans,
+            "spans_without_version": self.spans_without_version,
+            "malformed_lines": self.malformed_lines,
+            "malformed": [m.to_json() for m in self.malformed],
+        }
+
+
+def expand_paths(patterns: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Expand globs (``traces/*.jsonl``, ``**`` recursive) in order; each pattern must match a file."""
+    files: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        text = os.fspath(pattern)
+        if glob.has_magic(text):
+            matches = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
+        else:
+            matches = [text] if os.path.isfile(text) else []
+        if not matches:
+            what = "no span file matches" if glob.has_magic(text) else "span file not found:"
+            raise NoSpanFiles(f"{what} {text}")
+        for match in matches:
+            if match not in seen:
+                seen.add(match)
+                files.append(match)
+    if not files:
+        raise NoSpanFiles("no span files given")
+    return files
+
+
+def score_glob(pattern: str) -> tuple[str, str]:
+    """``eval.score.*`` -> (GLOB pattern, literal prefix stripped to name the rubric)."""
+    if not pattern or not pattern.strip():
+        raise UsageError("the score pattern is empty; the default is eval.score.*")
+    pattern = pattern.strip()
+    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+        pattern = pattern + "*"
+    prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return pattern, prefix
+
+
+def _quote_ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise UsageError(f"invalid table name {name!r}")
+    return name
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _attr_index(key: str) -> str:
+    return f"list_position(keys, {_sql_literal(key)})"
+
+
+def _lines_sql(n_files: int) -> str:
+    """UNION ALL of one text-line scan per file: ordinality restarts at 1, so it is the line number."""
+    scans = []
+    for i in range(n_files):
+        scans.append(
+            f"SELECT $f{i} AS file, ordinality AS line, text FROM read_csv($f{i}, columns={{'text': 'VARCHAR'}}, "
+            "header=false, delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, "
+            f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}) WITH ORDINALITY"
+        )
+    return "\nUNION ALL\n".join(scans)
+
+
+def _to_ns(expr: str) -> str:
+    return f"TRY_CAST({expr} AS BIGINT)"
+
+
+def _hex_id(expr: str, hex_len: int) -> str:
+    # OTLP/JSON ids are hex; protobuf's generic JSON mapping (some exporters) writes base64: accept both.
+    b64_len = {32: 24, 16: 12}[hex_len]
+    return f"CASE WHEN length({expr}) = {b64_len} THEN lower(hex(TRY(from_base64({expr})))) ELSE lower({expr}) END"
+
+
+def _score_filter(glob_pattern: str, prefix: str) -> str:
+    if glob_pattern == prefix + "*" and not re.search(r"[*?\[]", prefix):
+        return f"starts_with(a.key, {_sql_literal(prefix)})"  # the common case: cheaper than GLOB
+    return f"a.key GLOB {_sql_literal(glob_pattern)}"
+
+
+def _load_sql(
+    raw: str, n_files: int, glob_pattern: str, prefix: str, since_ns: int | None, until_ns: int | None
+) -> str:
+    def value(key: str) -> str:
+        return f"s.attributes[list_position(keys, {_sql_literal(key)})].value"
+
+    string_cols = ",\n".join(f"  {value(key)}.stringValue AS {col}" for col, key in _STRING_ATTRS.items())
+    bool_cols = ",\n".join(
+        f"  coalesce({value(key)}.boolValue, lower({value(key)}.stringValue) = 'true') AS {col}"
+        for col, key in _BOOL_ATTRS.items()
+    )
+    numeric = "coalesce(a.value.doubleValue, TRY_CAST(a.value.intValue AS DOUBLE))"
+    conditions = ["TRUE"]
+    if since_ns is not None:
+        conditions.append(f"start_unix_nano >= {int(since_ns)}")
+    if until_ns is not None:
+        conditions.append(f"start_unix_nano < {int(until_ns)}")
+    in_range = " AND ".join(conditions)
+    # Malformed lines travel through the pipeline as one row with ``problem`` set (UNNEST of [NULL]), so a
+    # single streaming query yields both the spans and the problems.
+    return f"""
+CREATE OR REPLACE TEMP TABLE {raw} AS
+WITH lines AS (
+{_lines_sql(n_files)}
+), docs AS (
+  SELECT file, line, text, TRY(from_json(text, {_sql_literal(_REQUEST)})) AS doc
+  FROM lines
+  WHERE text IS NOT NULL
+), checked AS (
+  -- a blank line travels as a 'blank' problem row and is dropped with the problems (trim() runs only
+  -- on the lines that failed to parse: a filter on it would be pushed down and run on every line)
+  SELECT file, line, doc,
+    CASE WHEN doc IS NULL THEN (CASE WHEN trim(text) = '' THEN 'blank' ELSE 'not valid JSON' END)
+         WHEN doc.resourceSpans IS NULL THEN 'not an OTLP trace export request (no resourceSpans array)'
+    END AS problem
+  FROM docs
+), resources AS (
+  SELECT file, line, problem,
+    UNNEST(CASE WHEN problem IS NULL THEN doc.resourceSpans ELSE [NULL] END) AS rs
+  FROM checked
+), scopes AS (
+  SELECT file, line, problem, rs.resource.attributes[list_position(rkeys, 'service.name')].value.stringValue AS service_name,
+    rs.resource.attributes[list_position(rkeys, 'service.instance.id')].value.stringValue AS service_instance_id,
+    UNNEST(CASE WHEN problem IS NULL THEN rs.scopeSpans ELSE [NULL] END) AS ss
+  FROM (SELECT *, [a.key FOR a IN rs.resource.attributes] AS rkeys FROM resources)
+), spans AS (
+  SELECT file, line, problem, service_name, service_instance_id,
+    UNNEST(CASE WHEN problem IS NULL THEN ss.spans ELSE [NULL] END) AS s
+  FROM scopes
+), keyed AS (
+  SELECT file, line, problem, service_name, service_instance_id, s,
+    [a.key FOR a IN s.attributes] AS keys,
+    {_to_ns("s.startTimeUnixNano")} AS start_unix_nano,
+    {_to_ns("s.endTimeUnixNano")} AS end_unix_nano
+  FROM spans
+)
+SELECT
+  file, line,
+  coalesce(problem, CASE
+    WHEN s.traceId IS NULL OR s.spanId IS NULL THEN 'a span without traceId or spanId'
+    WHEN start_unix_nano IS NULL THEN 'a span whose startTimeUnixNano is not an integer' END) AS _problem,
+  {_hex_id("s.traceId", 32)} AS trace_id,
+  {_hex_id("s.spanId", 16)} AS span_id,
+  nullif({_hex_id("s.parentSpanId", 16)}, '') AS parent_span_id,
+  s.name AS name,
+  s.kind AS kind,
+  make_timestamp(start_unix_nano // 1000) AS start_time,
+  make_timestamp(end_unix_nano // 1000) AS end_time,
+  start_unix_nano,
+  service_name,
+  service_instance_id,
+{string_cols},
+{bool_cols},
+  CASE WHEN s.attributes IS NULL THEN [] ELSE
+    [{{'rubric': a.key[{len(prefix) + 1}:], 'score': {numeric}}}
+     FOR a IN s.attributes IF {_score_filter(glob_pattern, prefix)} AND {numeric} IS NOT NULL] END AS scores
+FROM keyed
+WHERE problem IS NOT NULL OR s.traceId IS NULL OR s.spanId IS NULL OR start_unix_nano IS NULL OR ({in_range})
+"""
+
+
+def _nanos(moment: datetime | int | None) -> int | None:
+    if moment is None or isinstance(moment, int):
+        return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
+def load_spans(
+    con: Any,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    table: str = "spans",
+    strict: bool = False,
+    score_pattern: str = DEFAULT_SCORE_PATTERN,
+    since: datetime | int | None = None,
+    until: datetime | int | None = None,
+    max_reported: int = 20,
+) -> SpanLoad:
+    """Read span files (paths or globs) into the DuckDB temp table ``table`` on ``con``.
+
+    Also creates the view ``<table>_scores`` (one row per span and rubric). ``since``/``until`` (UTC
+    datetimes or Unix nanoseconds) keep only spans starting in ``[since, until)``; the filter runs inside the
+    scan. Malformed lines are skipped and counted (the first ``max_reported`` named in
+    ``SpanLoad.malformed``); with ``strict=True`` the first one raises ``MalformedSpanFile`` and no table is
+    left behind. Raises ``NoSpanFiles`` when a path or glob matches nothing.
+    """
+    import duckdb
+
+    name = _quote_ident(table)
+    raw = _quote_ident(f"{table}__raw")
+    scores_view = _quote_ident(f"{table}_scores")
+    glob_pattern, prefix = score_glob(score_pattern)
+    files = expand_paths(paths)
+    params = {f"f{i}": f for i, f in enumerate(files)}
+    sql = _load_sql(raw, len(files), glob_pattern, prefix, _nanos(since), _nanos(until))
+    try:
+        con.execute(sql, params).fetchall()
+    except duckdb.IOException as exc:
+        raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+    except duckdb.Error as exc:  # e.g. a line longer than MAX_LINE_BYTES, an undecodable file
+        raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+
+    malformed: list[MalformedLine] = []
+    bad_count = 0
+    (problem_rows,) = con.execute(f"SELECT count(*) FROM {raw} WHERE _problem IS NOT NULL").fetchall()[0]
+    if problem_rows:
+        order = {f: i for i, f in enumerate(files)}
+        rows = con.execute(
+            f"SELECT file, line, min(_problem) FROM {raw} WHERE _problem IS NOT NULL AND _problem <> 'blank' "
+            "GROUP BY file, line"
+        ).fetchall()
+        rows.sort(key=lambda r: (order.get(r[0], 0), r[1]))
+        bad_count = len(rows)
+        malformed = [MalformedLine(f, int(n), reason) for f, n, reason in rows[:max_reported]]
+        if strict and rows:
+            con.execute(f"DROP TABLE IF EXISTS {raw}").fetchall()
+            more = (
+                f" ({bad_count - 1} more malformed line{'s' if bad_count > 2 else ''})"
+                if bad_count > 1
+                else ""
+            )
+            raise MalformedSpanFile(f"{malformed[0]}{more}")
+        con.execute(
+            f"DELETE FROM {raw} WHERE (file, line) IN (SELECT DISTINCT file, line FROM {raw} WHERE _problem IS NOT NULL)"
+        ).fetchall()
+
+    public = ", ".join(col for col, _, _ in SPAN_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {public} FROM {raw}").fetchall()
+    span_cols = ", ".join(f"s.{col}" for col, _, _ in SPAN_COLUMNS if col != "scores")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {scores_view} AS "
+        f"SELECT {span_cols}, u.sc.rubric AS rubric, u.sc.score AS score "
+        f"FROM {raw} s, (SELECT UNNEST(s.scores) AS sc) u"
+    ).fetchall()
+    spans, without_version = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE prompt_version IS NULL) FROM {raw}"
+    ).fetchall()[0]
+    return SpanLoad(
+        table=name,
+        scores=scores_view,
+        files=tuple(files),
+        spans=int(spans),
+        spans_without_version=int(without_version),
+        malformed_lines=bad_count,
+        malformed=tuple(malformed),
+        score_pattern=score_pattern,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
