@@ -195,8 +195,8 @@ def register(app: typer.Typer) -> None:
             if not report.changes:
                 say(f"{report.remote}: already up to date" if report.direction == "push" else f"already up to date with {report.remote}")
             else:
-                tags = len(report.tags)
-                say(f"{verb} {report.remote}: {tags} version tag{'s' if tags != 1 else ''}, {len(report.channels)} channel(s)")
+                tags, moved = len(report.tags), len(report.channels)
+                say(f"{verb} {report.remote}: {tags} version tag{'s' if tags != 1 else ''}, {moved} channel{'s' if moved != 1 else ''}")
                 for change in report.channels:
                     say(f"  {change.label}  {change.kind}  {(change.old or '-')[:12]} -> {change.new[:12]}")
         for line in report.notes:
