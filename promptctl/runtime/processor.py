@@ -7,6 +7,7 @@ context at all, so ``on_start`` gets ``parent_context=None``. The prompt is ther
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -48,7 +49,7 @@ class PromptSpanProcessor(SpanProcessor):
         return True
 
 
-_INSTALLED: dict[int, tuple[Any, PromptSpanProcessor]] = {}
+_INSTALLED: weakref.WeakKeyDictionary[Any, PromptSpanProcessor] = weakref.WeakKeyDictionary()
 
 
 def instrument(
@@ -77,10 +78,10 @@ def instrument(
             "(set one with opentelemetry.trace.set_tracer_provider first)"
         )
     OPTIONS.configure(schema, include_template, include_variables, baggage)
-    installed = _INSTALLED.get(id(tracer_provider))
-    if installed is not None and installed[0] is tracer_provider:
-        return installed[1]
+    installed = _INSTALLED.get(tracer_provider)
+    if installed is not None:
+        return installed
     processor = PromptSpanProcessor()
     tracer_provider.add_span_processor(processor)
-    _INSTALLED[id(tracer_provider)] = (tracer_provider, processor)
+    _INSTALLED[tracer_provider] = processor
     return processor
