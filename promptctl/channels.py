@@ -619,6 +619,7 @@ def verify_signatures(
 # -- push and pull -------------------------------------------------------------------------------------------
 
 DEFAULT_REMOTE = "origin"
+MAX_TAG_REFSPEC_BYTES = 100_000  # explicit tag refspecs up to this size; beyond, one pattern per prompt
 
 
 @dataclass(frozen=True)
@@ -750,8 +751,11 @@ def push(repo, remote: str | None = None) -> SyncReport:
         )
     if not changes:
         return SyncReport(name, "push", [], notes)
-    # Version tags travel as one pattern per prompt (20,000 explicit refspecs would not fit on a command line).
-    specs = [f"{TAG_PREFIX}{pid}/v*:{TAG_PREFIX}{pid}/v*" for pid in sorted(tag_prompts)] + channel_specs
+    tag_specs = [f"{c.ref}:{c.ref}" for c in changes if c.kind == "new-tag"]
+    if sum(len(spec) + 1 for spec in tag_specs) > MAX_TAG_REFSPEC_BYTES:
+        # Too many for one command line (a first push of 20,000 versions): one pattern per prompt instead.
+        tag_specs = [f"{TAG_PREFIX}{pid}/v*:{TAG_PREFIX}{pid}/v*" for pid in sorted(tag_prompts)]
+    specs = tag_specs + channel_specs
     result = gitstore.push_refs(repo.root, name, specs)
     if not result.ok:
         rejected = [f"{spec.split(':')[-1].removeprefix(TAG_PREFIX).removeprefix(CHANNEL_PREFIX)} {summary}"

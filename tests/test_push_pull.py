@@ -180,3 +180,12 @@ def test_unknown_remote_and_unreachable_remote(clones, tmp_path):
     assert f"cannot read remote '{missing}'" in proc.stderr
     assert refs_snapshot(here) == before
     assert not os.path.exists(missing)
+
+
+def test_a_large_first_push_sends_tags_as_one_pattern_per_prompt(clones, monkeypatch):
+    here, _, remote = clones
+    monkeypatch.setattr(channels, "MAX_TAG_REFSPEC_BYTES", 0)  # as if there were 20,000 tags to send
+    report = channels.push(PromptRepo.open(here))
+    assert len(report.tags) == 5
+    sent = git(remote, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags/")
+    assert sent == git(here, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags/")
