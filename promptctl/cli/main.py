@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "promptctl.cli.runtime_cmds",
     "promptctl.cli.check_cmds",
     "promptctl.cli.fleet_cmds",
+    "promptctl.cli.drift_cmds",
 )
 
 app = typer.Typer(

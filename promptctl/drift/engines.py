@@ -1,0 +1,205 @@
+"""Where the drift SQL runs: DuckDB over span files, or ClickHouse over the Collector's ``otel_traces``.
+
+Both engines expose the same *source* relation to ``promptctl.drift.analysis`` (columns ``prompt_id, version,
+t_us, rubric, score`` and one per ``--by`` dimension), so the analysis is one piece of SQL for both.
+
+ClickHouse is reached over its HTTP interface (``urllib``, no driver); the table is the one the OpenTelemetry
+Collector's ClickHouse exporter creates (``Timestamp DateTime64(9)``, ``SpanAttributes Map(LowCardinality(String),
+String)``, ``ServiceName``...), where every attribute value is a string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import EnvironmentProblem, NotFound, Unreachable, UsageError
+from ..spans.reader import score_glob
+from .analysis import SLICES
+
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+class DuckDBEngine:
+    """The scores view that ``promptctl.spans.load_spans`` made, on a DuckDB connection."""
+
+    name = "duckdb"
+
+    def __init__(self, con: Any, scores_view: str):
+        self.con = con
+        self.scores_view = scores_view
+
+    def literal(self, text: str) -> str:
+        return "'" + str(text).replace("'", "''") + "'"
+
+    def source(
+        self, lo_us: int | None, hi_us: int | None, dims: Sequence[str], prompt_ids: Sequence[str]
+    ) -> str:
+        cols = [
+            "prompt_id",
+            "prompt_version AS version",
+            "start_unix_nano // 1000 AS t_us",
+            "rubric",
+            "score",
+        ]
+        for dim in dims:
+            column = SLICES[dim][1]
+            if dim == "fallback":
+                cols.append(
+                    f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 'true' ELSE 'false' END AS {dim}"
+                )
+            else:
+                cols.append(f"{column} AS {dim}")
+        where = ["prompt_id IS NOT NULL", "prompt_version IS NOT NULL", "score IS NOT NULL"]
+        if lo_us is not None:
+            where.append(f"start_unix_nano >= {int(lo_us) * 1000}")
+        if hi_us is not None:
+            where.append(f"start_unix_nano < {(int(hi_us) + 1) * 1000}")
+        if prompt_ids:
+            where.append(f"prompt_id IN ({', '.join(self.literal(p) for p in prompt_ids)})")
+        return f"SELECT {', '.join(cols)} FROM {self.scores_view} WHERE {' AND '.join(where)}"
+
+    def query(self, sql: str) -> list[tuple]:
+        return self.con.execute(sql).fetchall()
+
+
+def _like_from_glob(pattern: str) -> str:
+    out = []
+    for char in pattern:
+        if char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        elif char in "%_\\":
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class ClickHouseEngine:
+    """SQL pushed down to ClickHouse over an ``otel_traces`` table; ``transport(sql) -> JSONCompact dict``."""
+
+    name = "clickhouse"
+
+    def __init__(
+        self,
+        transport: Callable[[str], dict],
+        table: str = "otel_traces",
+        score_pattern: str = "eval.score.*",
+    ):
+        if not _TABLE.fullmatch(table or ""):
+            raise UsageError(f"invalid --table {table!r}: use a table name or database.table")
+        self.transport = transport
+        self.table = table
+        self.glob, self.prefix = score_glob(score_pattern)
+
+    def literal(self, text: str) -> str:
+        return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def _attr(self, key: str) -> str:
+        return f"nullIf(SpanAttributes[{self.literal(key)}], '')"
+
+    def source(
+        self, lo_us: int | None, hi_us: int | None, dims: Sequence[str], prompt_ids: Sequence[str]
+    ) -> str:
+        cols = [
+            f"{self._attr('prompt.id')} AS prompt_id",
+            f"{self._attr('prompt.version')} AS version",
+            "toUnixTimestamp64Micro(Timestamp) AS t_us",
+            f"substring(score_key, {len(self.prefix) + 1}) AS rubric",
+            "toFloat64OrNull(SpanAttributes[score_key]) AS score",
+        ]
+        for dim in dims:
+            if dim == "service":
+                cols.append(f"nullIf(ServiceName, '') AS {dim}")
+            else:
+                cols.append(f"{self._attr(SLICES[dim][0])} AS {dim}")
+        where = ["prompt_id IS NOT NULL", "version IS NOT NULL", "score IS NOT NULL"]
+        if lo_us is not None:
+            where.append(f"Timestamp >= fromUnixTimestamp64Micro(toInt64({int(lo_us)}))")
+        if hi_us is not None:
+            where.append(f"Timestamp < fromUnixTimestamp64Micro(toInt64({int(hi_us) + 1}))")
+        if prompt_ids:
+            where.append(f"prompt_id IN ({', '.join(self.literal(p) for p in prompt_ids)})")
+        like = self.literal(_like_from_glob(self.glob))
+        return (
+            f"SELECT {', '.join(cols)} FROM {self.table} "
+            f"ARRAY JOIN arrayFilter(k -> k LIKE {like}, mapKeys(SpanAttributes)) AS score_key "
+            f"WHERE {' AND '.join(where)}"
+        )
+
+    def query(self, sql: str) -> list[tuple]:
+        result = self.transport(sql)
+        return [tuple(row) for row in result.get("data", [])]
+
+
+class ClickHouseError(EnvironmentProblem):
+    """ClickHouse answered with an error (other than a missing table, which is NotFound)."""
+
+
+def _raise_for_clickhouse(text: str, where: str) -> None:
+    first = next((line.strip() for line in text.strip().splitlines() if line.strip()), "no message")
+    first = re.sub(r"\s*\(version [^)]*\)\s*$", "", first)[:400]
+    code = re.search(r"Code:\s*(\d+)", first)
+    if code and code.group(1) in ("60", "81"):  # UNKNOWN_TABLE, UNKNOWN_DATABASE
+        raise NotFound(f"ClickHouse at {where}: {first}")
+    raise ClickHouseError(f"ClickHouse at {where} failed: {first}")
+
+
+def http_transport(url: str, timeout: float = 60.0) -> Callable[[str], dict]:
+    """POST each query to ClickHouse's HTTP interface; user:password in the URL become ClickHouse headers."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError(f"invalid --clickhouse {url!r}: use http://host:8123 (or https://...)")
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if parsed.username:
+        headers["X-ClickHouse-User"] = urllib.parse.unquote(parsed.username)
+        headers["X-ClickHouse-Key"] = urllib.parse.unquote(parsed.password or "")
+    netloc = parsed.hostname + (f":{parsed.port}" if parsed.port else "")
+    where = urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path or "/", "", ""))
+    query = urllib.parse.parse_qs(parsed.query)
+    query.update(
+        {"output_format_json_quote_64bit_integers": ["0"], "output_format_json_quote_denormals": ["1"]}
+    )
+    endpoint = where + "?" + urllib.parse.urlencode(query, doseq=True)
+
+    def transport(sql: str) -> dict:
+        request = urllib.request.Request(
+            endpoint, data=(sql + "\nFORMAT JSONCompact").encode("utf-8"), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            _raise_for_clickhouse(exc.read().decode("utf-8", "replace"), where)
+            raise  # unreachable: _raise_for_clickhouse always raises
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Unreachable(f"ClickHouse at {where} is unreachable: {reason}") from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ClickHouseError(f"ClickHouse at {where} sent an answer that is not JSON") from None
+
+    return transport
+
+
+def chdb_transport(session: Any) -> Callable[[str], dict]:
+    """Run the queries on an in-process ClickHouse (a ``chdb.session.Session``): tests and local tables."""
+
+    def transport(sql: str) -> dict:
+        try:
+            result = session.query(sql, "JSONCompact")
+        except Exception as exc:  # chdb raises a plain RuntimeError carrying ClickHouse's message
+            _raise_for_clickhouse(str(exc), "chdb")
+            raise
+        data = result.bytes() if hasattr(result, "bytes") else bytes(result)
+        return json.loads(data) if data.strip() else {"data": []}
+
+    return transport
