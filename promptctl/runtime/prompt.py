@@ -53,9 +53,12 @@ def set_missing_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
     """Set ``attributes`` on ``span`` except those it already has (never overwrite)."""
     existing = getattr(span, "attributes", None)
     if existing:
-        attributes = {k: v for k, v in attributes.items() if k not in existing}
-        if not attributes:
-            return
+        # Iterate the span's names once; `name in existing` would raise and catch a KeyError per miss.
+        present = attributes.keys() & existing
+        if present:
+            attributes = {k: v for k, v in attributes.items() if k not in present}
+            if not attributes:
+                return
     span.set_attributes(attributes)
 
 
