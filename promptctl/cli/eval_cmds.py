@@ -126,6 +126,8 @@ def run(
 def _span_provider(path: str):
     """An SDK TracerProvider writing OTLP JSON lines to ``path``, instrumented, and made the global one
     (so spans the target's own instrumentation opens land in the same file, under the eval.item span)."""
+    import os
+
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -136,6 +138,7 @@ def _span_provider(path: str):
     from promptctl.spans.otlp_json import OtlpJsonFileExporter
 
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as exc:
