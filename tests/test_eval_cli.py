@@ -167,6 +167,8 @@ def test_ctrl_c_leaves_readable_results(repo, tmp_path):
         (["--target", "example_app.targets:missing"], 3, "has no attribute 'missing'"),
         (["--rubric", "levenshtein"], 2, "unknown rubric 'levenshtein'"),
         (["--baseline", "ticket_summarizer@v1"], 2, "compare one prompt"),
+        (["--prompt", "ticket_summarizer@v1"], 2, f"is an eval set for {PID}, not ticket_summarizer"),
+        (["--concurrency", "0"], 2, "--concurrency"),
     ],
 )
 def test_usage_errors_are_one_line_with_an_exit_code_and_write_nothing(repo, tmp_path, monkeypatch, capsys, args, code, message):
@@ -195,3 +197,14 @@ def test_a_bad_eval_file_names_its_line(repo, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["eval", "show", str(tmp_path / "nothing-here")])
     assert exited.value.code == 3 and "no such results directory" in capsys.readouterr().err
+
+
+def test_an_unwritable_out_directory_is_an_environment_error(repo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(repo)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "run", EVALS, "--prompt", f"{PID}@v1", "--target", TARGET, "--out", str(blocker / "out")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 7 and err.startswith("promptctl: error: --out ") and err.count("\n") == 1, err
+    assert blocker.read_text() == "not a directory\n"
