@@ -16,7 +16,6 @@ only in wording are checked once.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,7 +228,8 @@ def problem_from_error(
 _UNSAFE_FOR_SHAPE = re.compile(r"\{%[-+]?\s*(?:filter|call|macro|block|extends|import|from)\b")
 _BLOCK_SET = re.compile(r"\{%[-+]?\s*set\b[^=]*?[-+]?%\}")
 _analyses: dict[tuple[str, str], TemplateFacts] = {}
-_renders: dict[tuple, tuple[tuple[str, str], ...]] = {}
+_keys: dict[str, tuple[str, str]] = {}
+_verdicts: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
 _MEMO_LIMIT = 20_000
 
 
@@ -244,10 +244,17 @@ class TemplateFacts:
 def _memo_key(source: str) -> tuple[str, str]:
     """A key under which sources behave alike when rendered: the template shape when literal text can only
     ever be output (no block set / filter / call / macro / block / import), else the exact text."""
-    shape = template_shape(source)
-    if shape is None or _UNSAFE_FOR_SHAPE.search(shape) or _BLOCK_SET.search(shape):
-        return ("text", source)
-    return ("shape", shape)
+    key = _keys.get(source)
+    if key is None:
+        shape = template_shape(source)
+        if shape is None or _UNSAFE_FOR_SHAPE.search(shape) or _BLOCK_SET.search(shape):
+            key = ("text", source)
+        else:
+            key = ("shape", shape)
+        if len(_keys) >= _MEMO_LIMIT:
+            _keys.clear()
+        _keys[source] = key
+    return key
 
 
 def _env():
@@ -354,86 +361,76 @@ def example_variables(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _render_key(definition: PromptDefinition, body: str) -> tuple | None:
-    try:
-        inputs = json.dumps(definition.inputs, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return None
-    source = definition.bodies[body]
-    if definition.type == "chat":
-        body_key: tuple = tuple((role, _memo_key(text)) for role, text in split_chat_source(source))
-    else:
-        body_key = (_memo_key(source),)
+def definition_key(definition: PromptDefinition) -> tuple:
+    """A key under which definitions pass or fail the render checks alike: type, inputs (with examples) and
+    the memo keys of every body (per chat message) and partial."""
+    inputs = repr(definition.inputs)  # plain YAML values: equal reprs are equal values of equal types
+    chat = definition.type == "chat"
+    bodies = []
+    for name, source in sorted(definition.bodies.items()):
+        if chat:
+            bodies.append((name, tuple((role, _memo_key(text)) for role, text in split_chat_source(source))))
+        else:
+            bodies.append((name, _memo_key(source)))
     partials = tuple(sorted((name, _memo_key(text)) for name, text in definition.partials.items()))
-    return (definition.type, inputs, body_key, partials)
+    return (definition.type, inputs, tuple(bodies), partials)
 
 
 def render_failures(definition: PromptDefinition) -> list[tuple[str, str]]:
-    """(body, why) for each body that does not render with the example values, memoised by shape."""
+    """(body, why) for each body that does not render with the example values."""
     from .render import CompiledPrompt
 
-    failures: list[tuple[str, str]] = []
-    compiled = None
-    variables = None
+    compiled = CompiledPrompt(definition)
+    variables = example_variables(definition.inputs)
+    failures = []
     for body in sorted(definition.bodies):
-        key = _render_key(definition, body)
-        cached = _renders.get(key) if key is not None else None
-        if cached is None:
-            if compiled is None:
-                compiled = CompiledPrompt(definition)
-                variables = example_variables(definition.inputs)
-            cached = tuple(_render_once(compiled, definition, body, variables))
-            if key is not None:
-                if len(_renders) >= _MEMO_LIMIT:
-                    _renders.clear()
-                _renders[key] = cached
-        failures.extend(cached)
+        prefixes = (f"{definition.prompt_id}/{body}: ", f"{definition.prompt_id}: ")
+        try:
+            compiled.messages(body, variables)
+        except PromptctlError as exc:
+            text = exc.message
+            for prefix in prefixes:
+                text = text.removeprefix(prefix)
+            failures.append((body, text))
+        except Exception as exc:  # noqa: BLE001 - any failure of a template at render time is the finding
+            failures.append((body, f"{type(exc).__name__}: {exc}"))
     return failures
 
 
-def _render_once(compiled, definition: PromptDefinition, body: str, variables) -> list[tuple[str, str]]:
-    prefixes = (f"{definition.prompt_id}/{body}: ", f"{definition.prompt_id}: ")
-    try:
-        compiled.messages(body, variables)
-    except PromptctlError as exc:
-        text = exc.message
-        for prefix in prefixes:
-            text = text.removeprefix(prefix)
-        return [(body, text)]
-    except Exception as exc:  # noqa: BLE001 - any failure of a template at render time is the finding
-        return [(body, f"{type(exc).__name__}: {exc}")]
-    return []
+def render_verdict(definition: PromptDefinition) -> tuple[tuple[str, str, str], ...]:
+    """The render checks' findings as (code, subject, file name): ("PC102", variable, file of its first use)
+    or ("PC034", why, body). Memoised per ``definition_key``: versions that differ only in wording, or in
+    model settings, are rendered once. Raises PromptctlError when a template does not parse on its own."""
+    key = definition_key(definition)
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        undeclared = undeclared_variables(definition)
+        if undeclared:  # rendering would only repeat "is undefined"
+            verdict = tuple(("PC102", variable, uses[0][1]) for variable, uses in sorted(undeclared.items()))
+        else:
+            verdict = tuple(("PC034", why, body) for body, why in render_failures(definition))
+        if len(_verdicts) >= _MEMO_LIMIT:
+            _verdicts.clear()
+        _verdicts[key] = verdict
+    return verdict
 
 
 def check_definition(definition: PromptDefinition, registry: str, version: str | None = None) -> list[Problem]:
     """Render checks of one loaded prompt: undeclared variables (PC102), rendering with examples (PC034)."""
     pid = definition.prompt_id
-    problems: list[Problem] = []
-
-    def file_of(name: str) -> str:
-        return f"{registry}/{pid}/{name}" if name in definition.bodies else f"{registry}/{name}"
-
     try:
-        undeclared = undeclared_variables(definition)
+        verdict = render_verdict(definition)
     except PromptctlError as exc:  # a partial that does not parse on its own
         return [problem_from_error(exc, pid, version, registry)]
-    for variable, uses in sorted(undeclared.items()):
-        first_file = uses[0][1]
-        source = definition.template_source(first_file) or ""
-        problems.append(
-            Problem(
-                "PC102",
-                f"variable {variable!r} is used but not declared in {METADATA_FILE} inputs",
-                pid,
-                version,
-                file=file_of(first_file),
-                line=first_use_line(source, variable),
-            )
-        )
-    if undeclared:
-        return problems  # rendering would only repeat "is undefined"
-    for body, why in render_failures(definition):
-        problems.append(Problem("PC034", f"does not render with the example inputs: {why}", pid, version, file=file_of(body)))
+    problems = []
+    for code, subject, name in verdict:
+        file = f"{registry}/{pid}/{name}" if name in definition.bodies else f"{registry}/{name}"
+        if code == "PC102":
+            line = first_use_line(definition.template_source(name) or "", subject)
+            message = f"variable {subject!r} is used but not declared in {METADATA_FILE} inputs"
+            problems.append(Problem(code, message, pid, version, file=file, line=line))
+        else:
+            problems.append(Problem(code, f"does not render with the example inputs: {subject}", pid, version, file=file))
     return problems
 
 
@@ -501,14 +498,14 @@ def check_tags(checks: list[TagCheck]) -> tuple[list[Problem], list]:
             problems.append(
                 Problem(
                     "PC003",
-                    f"{c.tag} is a lightweight tag ({c.objecttype}); versions are annotated tags made by 'promptctl commit'",
+                    f"a lightweight tag (it points straight at a {c.objecttype}); versions are annotated tags made by 'promptctl commit'",
                     c.prompt_id,
                     c.version,
                 )
             )
             continue
         if c.target_type != "commit":
-            problems.append(Problem("PC008", f"{c.tag} points at a {c.target_type or 'missing object'}, not a commit", c.prompt_id, c.version))
+            problems.append(Problem("PC008", f"the tag points at a {c.target_type or 'missing object'}, not a commit", c.prompt_id, c.version))
             continue
         trailers = gitstore.parse_trailers(c.row[-1])
         recorded = trailers.get(TRAILER_HASH, "")
@@ -517,7 +514,9 @@ def check_tags(checks: list[TagCheck]) -> tuple[list[Problem], list]:
                 Problem("PC005", f"the tag object is named {c.tag_header!r} but stored as {c.tag}: a tag copied to another name", c.prompt_id, c.version)
             )
         named_prompt, named_version = trailers.get("Promptctl-Prompt"), trailers.get("Promptctl-Version")
-        if (named_prompt and named_prompt != c.prompt_id) or (named_version and named_version != c.version):
+        if c.tag_header != c.tag:
+            pass  # reported above; its trailers name the version it was copied from
+        elif (named_prompt and named_prompt != c.prompt_id) or (named_version and named_version != c.version):
             problems.append(
                 Problem(
                     "PC005",
@@ -528,7 +527,7 @@ def check_tags(checks: list[TagCheck]) -> tuple[list[Problem], list]:
             )
         if not HASH_RE.fullmatch(recorded):
             what = f"a malformed {TRAILER_HASH} ({recorded!r})" if recorded else f"no {TRAILER_HASH} trailer"
-            problems.append(Problem("PC002", f"{c.tag} has {what}; it was not made by 'promptctl commit'", c.prompt_id, c.version))
+            problems.append(Problem("PC002", f"the tag has {what}; it was not made by 'promptctl commit'", c.prompt_id, c.version))
             continue
         info = _version_from_row(c.row)
         if info is not None:
@@ -536,7 +535,7 @@ def check_tags(checks: list[TagCheck]) -> tuple[list[Problem], list]:
     for pid, have in sorted(numbers.items()):
         for missing in sorted(set(range(1, max(have) + 1)) - have):
             problems.append(
-                Problem("PC006", f"{pid}/v{missing} is missing (v{max(have)} exists); version tags are never deleted", pid, f"v{missing}")
+                Problem("PC006", f"no tag for this version, but v{max(have)} exists: version tags are never deleted", pid, f"v{missing}")
             )
     return problems, versions
 
@@ -553,9 +552,10 @@ def check_versions(
     hashes: dict[tuple[str, str], str] = {}
     bodies = 0
     total = len(versions)
-    for start in range(0, total, CHUNK):
-        chunk = versions[start : start + CHUNK]
-        for version, loaded in zip(chunk, repo.version_definitions_lenient(chunk), strict=True):
+    chunks = [versions[start : start + CHUNK] for start in range(0, total, CHUNK)]
+    done = 0
+    for chunk, definitions in zip(chunks, _loaded_ahead(repo, chunks), strict=True):
+        for version, loaded in zip(chunk, definitions, strict=True):
             pid, v = version.prompt_id, version.version
             if isinstance(loaded, Exception):
                 text = str(loaded)
@@ -591,9 +591,28 @@ def check_versions(
             if render:
                 bodies += len(loaded.bodies)
                 problems.extend(check_definition(loaded, reg, v))
+        done += len(chunk)
         if progress:
-            progress("versions", min(start + CHUNK, total), total)
+            progress("versions", done, total)
     return problems, hashes, bodies
+
+
+def _loaded_ahead(repo, chunks: list[list]) -> Iterable[list]:
+    """``version_definitions_lenient`` of each chunk, the next chunk loading in a thread while the caller
+    checks the current one: git resolves objects in its own process meanwhile, so its work and Python's
+    overlap instead of adding up."""
+    if len(chunks) < 2:
+        yield from (repo.version_definitions_lenient(chunk) for chunk in chunks)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptctl-verify") as pool:
+        pending = pool.submit(repo.version_definitions_lenient, chunks[0])
+        for index in range(len(chunks)):
+            loaded = pending.result()
+            if index + 1 < len(chunks):
+                pending = pool.submit(repo.version_definitions_lenient, chunks[index + 1])
+            yield loaded
 
 
 # -- channels -----------------------------------------------------------------------------------------------
@@ -651,7 +670,10 @@ def _check_chain(channel_mod, pid: str, channel: str, head: str, objects, record
         headers, _ = gitstore.parse_commit_or_tag(obj.data)
         parsed = channel_mod.parse_state_commit(oid, obj.data)
         if parsed is None:
-            report("PC022", f"audit log commit {oid[:12]} is not a promptctl state commit (the chain was rewritten)")
+            if oid == head:
+                report("PC022", f"the channel ref points at commit {oid[:12]}, which is not a promptctl state commit")
+            else:
+                report("PC022", f"the audit log reaches commit {oid[:12]}, which is not a state commit: the chain was rewritten")
             break
         entry, parent = parsed
         if headers.get("tree") != gitstore.EMPTY_TREE:

@@ -22,12 +22,13 @@ PROGRESS_OPTION = typer.Option(
 
 
 class ProgressBar:
-    """A rich progress bar on stderr, started lazily: only when enabled (by default: stderr is a terminal)
-    and a phase has at least ``PROGRESS_MIN_ITEMS`` items. Never writes to stdout."""
+    """A rich progress bar on stderr, started lazily. By default only when stderr is a terminal and a phase
+    has at least ``PROGRESS_MIN_ITEMS`` items; ``--progress`` always, ``--no-progress`` never. Never stdout."""
 
     def __init__(self, enabled: bool | None):
         import sys
 
+        self.min_items = PROGRESS_MIN_ITEMS if enabled is None else 0  # --progress: whatever the size
         if enabled is None:
             try:
                 enabled = sys.stderr.isatty()
@@ -38,7 +39,7 @@ class ProgressBar:
         self._tasks: dict[str, int] = {}
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled or (self._bar is None and total < PROGRESS_MIN_ITEMS):
+        if not self.enabled or (self._bar is None and total < self.min_items):
             return
         if self._bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
