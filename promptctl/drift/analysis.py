@@ -357,7 +357,8 @@ def analyse(
     dims = list(options.by)
     window_us = int(options.window_s * US)
     baseline_us = int(options.baseline.seconds * US)
-    w0 = now - window_us
+    # half-open like a rolling window: the window is (now - W, now], the baseline (now - W - B, now - W]
+    w0 = now - window_us + 1
     n_dims = len(dims)
 
     def key_of(row: tuple) -> tuple:
@@ -396,10 +397,10 @@ def analyse(
             if wanted:
                 conditions = " OR ".join(
                     f"(prompt_id = {engine.literal(p)} AND version = {engine.literal(v)} "
-                    f"AND t_us >= {last - baseline_us} AND t_us <= {last})"
+                    f"AND t_us > {last - baseline_us} AND t_us <= {last})"
                     for v, last, p in sorted(wanted)
                 )
-                lo = min(last for _, last, _ in wanted) - baseline_us
+                lo = min(last for _, last, _ in wanted) - baseline_us + 1
                 for row in engine.query(_stats_sql(engine, lo, now, None, dims, options, where=conditions)):
                     baseline_rows[key_of(row)] = (row[3 + n_dims], row[4 + n_dims])
             for row in current:
