@@ -143,19 +143,25 @@ def _safe_constructor():
     return yaml.constructor.SafeConstructor()
 
 
-def load_yaml(data: bytes, where: str) -> Any:
+def _load_text(text: str) -> Any:
+    """``yaml.safe_load`` (libyaml when available), with the fast constructor for plain documents."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    node = yaml.compose(text, Loader=loader)
+    if node is None:
+        return None
     try:
-        text = normalize_text(data, where)
-        node = yaml.compose(text, Loader=loader)
-        if node is None:
-            return None
-        try:
-            return _construct_plain(node, _safe_constructor(), set())
-        except _NotPlain:
-            return yaml.load(text, Loader=loader)
+        return _construct_plain(node, _safe_constructor(), set())
+    except _NotPlain:
+        return yaml.load(text, Loader=loader)
+
+
+def load_yaml(data: bytes, where: str) -> Any:
+    import yaml
+
+    try:
+        return _load_text(normalize_text(data, where))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -325,6 +331,51 @@ def body_includes(files: Mapping[str, bytes]) -> set[str]:
     return names
 
 
+_SECTION_START = re.compile(r"^[^\s#]", re.MULTILINE)
+_sections: dict[str, bytes] = {}
+
+
+def _load_by_sections(text: str) -> dict[str, Any] | None:
+    """A top-level block mapping parsed one top-level key at a time, each section memoised by its text.
+
+    Versions of a prompt usually change one or two keys (a temperature, a description), so most sections
+    were parsed before. Returns None (parse the whole document) unless every section starts at column 0 with
+    a plain key and parses on its own to a one-key mapping, and nothing can tie sections together (anchors,
+    aliases, directives, document markers). Keys merge in order, as PyYAML does (a repeated key: last wins).
+    """
+    import pickle
+
+    if "&" in text or "*" in text:
+        return None
+    starts = [m.start() for m in _SECTION_START.finditer(text)]
+    if not starts or any(
+        line.strip() and not line.lstrip().startswith("#") for line in text[: starts[0]].splitlines()
+    ):
+        return None
+    result: dict[str, Any] = {}
+    for begin, end in zip(starts, [*starts[1:], len(text)], strict=True):
+        section = text[begin:end]
+        if section.startswith(("-", "?", "%", ":", "<<", "---", "...", "[", "{", "|", ">", "'", '"')):
+            return None
+        cached = _sections.get(section)
+        if cached is None:
+            import yaml
+
+            try:
+                value = _load_text(section)
+            except yaml.YAMLError:
+                return None
+            if not isinstance(value, dict) or len(value) != 1:
+                return None
+            try:
+                cached = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - unpicklable: parse the whole document instead
+                return None
+            _memo_put(_sections, section, cached)
+        result.update(pickle.loads(cached))
+    return result
+
+
 def load_meta(data: bytes, where: str) -> dict[str, Any]:
     """Parsed and validated ``prompt.yaml``; memoised by content (a fresh copy each call, callers may mutate)."""
     import pickle
@@ -332,7 +383,12 @@ def load_meta(data: bytes, where: str) -> dict[str, Any]:
     cached = _metas.get(data)
     if cached is not None:
         return pickle.loads(cached)
-    meta = validate_meta(load_yaml(data, where), where)
+    parsed = None
+    try:
+        parsed = _load_by_sections(normalize_text(data, where))
+    except InvalidContent:
+        parsed = None
+    meta = validate_meta(parsed if parsed is not None else load_yaml(data, where), where)
     try:
         _memo_put(_metas, data, pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:  # noqa: BLE001 - an unpicklable YAML value is simply not memoised
