@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import git, run_cli
+from conftest import EXAMPLES, GIT_IDENTITY, git, init_git_repo, run_cli
 
 from promptctl.channels import ChannelStore
 from promptctl.errors import UsageError
@@ -29,10 +30,26 @@ def _second_version(repo) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.fixture
-def moved_repo(versioned_repo, monkeypatch):
+@pytest.fixture(scope="module")
+def moved_repo(tmp_path_factory):
     """production: v1 at 10:00, v2 canary 10% at 11:00, v2 in full at 12:00, rolled back to v1 at 13:00;
-    current: v1 at 10:30."""
+    current: v1 at 10:30. Built once for the module; tests only read it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for key, value in GIT_IDENTITY.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        repo = init_git_repo(tmp_path_factory.mktemp("blame") / "repo")
+        shutil.copy(EXAMPLES / "promptctl.yaml", repo / "promptctl.yaml")
+        shutil.copytree(EXAMPLES / "prompts", repo / "prompts")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "add prompts")
+        assert run_cli(repo, "commit", "--all", "-m", "first release").returncode == 0
+        _make_moves(repo, monkeypatch)
+    return repo
+
+
+def _make_moves(repo, monkeypatch) -> None:
+    versioned_repo = repo
     _second_version(versioned_repo)
     store = ChannelStore(PromptRepo.open(versioned_repo))
     _at(monkeypatch, "2026-11-20T10:00:00Z")
@@ -47,7 +64,6 @@ def moved_repo(versioned_repo, monkeypatch):
     store.rollback(PID, channel="production", reason="v2 misroutes refunds")
     monkeypatch.delenv("GIT_AUTHOR_DATE")
     monkeypatch.delenv("GIT_COMMITTER_DATE")
-    return versioned_repo
 
 
 def _blame_json(repo, *args):
@@ -116,10 +132,13 @@ def test_relative_moments(versioned_repo, monkeypatch):
     store.promote(PID, "v2", channel="production", reason="an hour ago")
     monkeypatch.delenv("GIT_AUTHOR_DATE")
     monkeypatch.delenv("GIT_COMMITTER_DATE")
+    repo = PromptRepo.open(versioned_repo)
     for moment, version in (("3 hours ago", "v1"), ("3h ago", "v1"), ("30 minutes ago", "v2"), ("now", "v2"),
                             ("yesterday", None), ("2 days ago", None)):  # fmt: skip
-        [state] = _blame_json(versioned_repo, "--at", moment, "--channel", "production")
-        assert state["serves_text"] == version, moment
+        [state] = blame(repo, PID, parse_moment(moment), "production")
+        assert state.to_json()["serves_text"] == version, moment
+    [state] = _blame_json(versioned_repo, "--at", "3 hours ago", "--channel", "production")
+    assert state["serves_text"] == "v1" and state["move"]["reason"] == "five hours ago"
 
 
 def test_parse_moment_forms():
@@ -178,6 +197,7 @@ def test_unknown_channel_and_unknown_prompt_exit_3(moved_repo):
 
 
 def test_fresh_clone_after_push_and_pull_gives_the_same_answers(moved_repo, tmp_path):
+    moved_repo = shutil.copytree(moved_repo, tmp_path / "origin-repo")
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(moved_repo, "remote", "add", "origin", str(remote))

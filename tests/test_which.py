@@ -6,7 +6,27 @@ import json
 import shutil
 from datetime import datetime
 
-from conftest import git, run_cli
+import pytest
+from conftest import EXAMPLES, GIT_IDENTITY, git, init_git_repo, run_cli
+
+from promptctl.errors import UsageError
+from promptctl.provenance.which import normalize_query, which
+from promptctl.registry import PromptRepo
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """The example registry with every prompt at v1, built once; tests only read it."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in GIT_IDENTITY.items():
+            mp.setenv(key, value)
+        repo = init_git_repo(tmp_path_factory.mktemp("which") / "repo")
+        shutil.copy(EXAMPLES / "promptctl.yaml", repo / "promptctl.yaml")
+        shutil.copytree(EXAMPLES / "prompts", repo / "prompts")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "add prompts")
+        assert run_cli(repo, "commit", "--all", "-m", "first release").returncode == 0
+    return repo
 
 
 def _hash(repo, prompt_id: str) -> str:
@@ -23,16 +43,16 @@ def _refs_and_status(repo) -> tuple[str, str]:
     return git(repo, "for-each-ref"), git(repo, "status", "--porcelain")
 
 
-def test_span_short_hash_names_prompt_version_tag_commit_author_date_and_files(versioned_repo):
-    full = _hash(versioned_repo, "support_reply")
-    proc = _which(versioned_repo, full[:12], "--json")
+def test_span_short_hash_names_prompt_version_tag_commit_author_date_and_files(released):
+    full = _hash(released, "support_reply")
+    proc = _which(released, full[:12], "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["query"] == full[:12] and data["ambiguous"] is False
     [match] = data["matches"]
     assert match["id"] == "support_reply" and match["version"] == "v1" and match["tag"] == "support_reply/v1"
     assert match["template_hash"] == full
-    assert match["commit"] == git(versioned_repo, "rev-parse", "support_reply/v1^{commit}").strip()
+    assert match["commit"] == git(released, "rev-parse", "support_reply/v1^{commit}").strip()
     assert match["author"] == "Test Author <author@example.com>"
     assert datetime.fromisoformat(match["created_at"]).tzinfo is not None
     # the files the hash covers: metadata, the body, and the partial it includes
@@ -41,17 +61,18 @@ def test_span_short_hash_names_prompt_version_tag_commit_author_date_and_files(v
         "prompts/support_reply/body.j2",
         "prompts/_partials/tone.j2",
     ]
-    text = _which(versioned_repo, full[:12])
+    text = _which(released, full[:12])
     assert text.returncode == 0
     assert "support_reply/v1" in text.stdout and full in text.stdout and "prompts/_partials/tone.j2" in text.stdout
 
 
-def test_full_digest_eight_digits_and_upper_case_all_find_it(versioned_repo):
-    full = _hash(versioned_repo, "ticket_summarizer")
+def test_full_digest_eight_digits_and_upper_case_all_find_it(released):
+    full = _hash(released, "ticket_summarizer")
+    repo = PromptRepo.open(released)
     for query in (full, full[:8], full[:12].upper()):
-        proc = _which(versioned_repo, query, "--json")
-        assert proc.returncode == 0, (query, proc.stderr)
-        assert [m["tag"] for m in json.loads(proc.stdout)["matches"]] == ["ticket_summarizer/v1"]
+        assert [m.version.tag for m in which(repo, query)] == ["ticket_summarizer/v1"], query
+    proc = _which(released, full[:8].upper(), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["matches"][0]["tag"] == "ticket_summarizer/v1"
 
 
 def test_content_that_came_back_in_a_later_version_lists_every_version(versioned_repo):
@@ -79,13 +100,13 @@ def test_same_content_under_two_prompts_lists_both(versioned_repo):
     assert sorted(m["tag"] for m in data["matches"]) == ["ticket_summarizer/v1", "ticket_summarizer_eu/v1"]
 
 
-def test_unknown_hash_exits_3_with_one_line_and_changes_nothing(versioned_repo):
-    before = _refs_and_status(versioned_repo)
-    proc = _which(versioned_repo, "0123456789ab")
+def test_unknown_hash_exits_3_with_one_line_and_changes_nothing(released):
+    before = _refs_and_status(released)
+    proc = _which(released, "0123456789ab")
     assert proc.returncode == 3
     assert proc.stderr == "promptctl: error: no version has template hash 0123456789ab (searched 3 versions of 3 prompts)\n"
     assert proc.stdout == ""
-    assert _refs_and_status(versioned_repo) == before
+    assert _refs_and_status(released) == before
 
 
 def test_unknown_hash_of_an_uncommitted_edit_says_where_it_lives(versioned_repo):
@@ -100,14 +121,18 @@ def test_unknown_hash_of_an_uncommitted_edit_says_where_it_lives(versioned_repo)
     assert _refs_and_status(versioned_repo) == before
 
 
-def test_invalid_hash_is_a_usage_error(versioned_repo):
-    before = _refs_and_status(versioned_repo)
-    for bad in ("abc123", "not-a-hash", "g" * 12, "a" * 65):
-        proc = _which(versioned_repo, bad)
-        assert proc.returncode == 2, bad
-        assert proc.stderr.startswith("promptctl: error: invalid template hash") and len(proc.stderr.splitlines()) == 1
-        assert "8 to 64 hex digits" in proc.stderr
-    assert _refs_and_status(versioned_repo) == before
+def test_invalid_hash_is_a_usage_error(released):
+    before = _refs_and_status(released)
+    for bad in ("abc123", "not-a-hash", "g" * 12, "a" * 65, ""):
+        with pytest.raises(UsageError, match="8 to 64 hex digits"):
+            normalize_query(bad)
+    proc = _which(released, "abc123")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (
+        "promptctl: error: invalid template hash 'abc123': give 8 to 64 hex digits "
+        "(the 12-digit prompt.template_hash of a span, or a full digest)\n"
+    )
+    assert _refs_and_status(released) == before
 
 
 def test_ambiguous_prefix_lists_candidates_and_exits_2(versioned_repo):
