@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,23 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+def registry_dir_ok(registry: Any) -> bool:
+    """A relative directory strictly inside the repository (``prompts``, ``app/prompts``), not ``.git``."""
+    if not isinstance(registry, str) or not registry.strip() or "\\" in registry or "\0" in registry:
+        return False
+    normalised = posixpath.normpath(registry)
+    parts = normalised.split("/")
+    return not registry.startswith("/") and normalised not in (".", "..") and parts[0] != ".." and ".git" not in parts
+
+
 def parse_config(data: Any, where: str = CONFIG_FILE) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InvalidContent(f"{where}: must be a mapping")
     registry = data.get("registry", DEFAULT_REGISTRY_DIR)
-    if not isinstance(registry, str) or not registry or registry.startswith(("/", "..")) or "\\" in registry:
-        raise InvalidContent(f"{where}: registry must be a relative directory inside the repository")
+    if not registry_dir_ok(registry):
+        raise InvalidContent(f"{where}: registry must be a relative directory inside the repository, not {registry!r}")
     channels = data.get("channels") or {}
     if not isinstance(channels, dict):
         raise InvalidContent(f"{where}: channels must be a mapping")
@@ -54,7 +64,7 @@ def parse_config(data: Any, where: str = CONFIG_FILE) -> Config:
     schema = data.get("schema", "prompt")
     if schema not in SCHEMA_PRESETS:
         raise InvalidContent(f"{where}: schema must be one of {', '.join(SCHEMA_PRESETS)}")
-    return Config(registry.strip("/"), protected, require_signed, variants, schema, data)
+    return Config(posixpath.normpath(registry), protected, require_signed, variants, schema, data)
 
 
 def load_config(root: Path) -> Config:

@@ -251,11 +251,19 @@ def hash_object(root: str | os.PathLike[str], kind: str, data: bytes) -> str:
     return output(["hash-object", "-t", kind, "-w", "--stdin"], root, input=data).strip()
 
 
+def tag_object(root: str | os.PathLike[str], name: str, commit: str, message: str, tagger: str | None = None) -> str:
+    """Write an annotated tag object for ``commit`` (no ref is created); returns its oid.
+
+    ``tagger`` is ``Name <email> <time> <tz>`` (default: Git's committer identity now).
+    """
+    tagger = tagger or ident(root)
+    body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
+    return output(["mktag"], root, input=body.encode()).strip()
+
+
 def create_tag(root: str | os.PathLike[str], name: str, commit: str, message: str) -> str:
     """Create annotated tag ``refs/tags/<name>`` at ``commit``; never moves an existing tag."""
-    tagger = ident(root)
-    body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
-    oid = output(["mktag"], root, input=body.encode()).strip()
+    oid = tag_object(root, name, commit, message)
     update_ref(root, f"refs/tags/{name}", oid, None, f"promptctl: tag {name}")
     return oid
 

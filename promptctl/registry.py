@@ -16,6 +16,7 @@ from . import gitstore
 from .config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
 from .errors import (
     BadHead,
+    IncludeOutsideRegistry,
     InvalidContent,
     NoRegistry,
     NothingChanged,
@@ -81,13 +82,20 @@ class PromptRepo:
     @classmethod
     def init(cls, path: str | os.PathLike[str] = ".", registry: str = "prompts") -> tuple[PromptRepo, bool]:
         """Create promptctl.yaml and the registry directory; returns (repo, created)."""
+        import re
+
+        from .config import registry_dir_ok
+        from .errors import UsageError
+
+        if not registry_dir_ok(registry) or not re.fullmatch(r"[A-Za-z0-9._/-]+", registry):
+            raise UsageError(
+                f"invalid registry directory {registry!r}: use a relative path inside the repository "
+                "made of letters, digits, '.', '_', '-' and '/'"
+            )
         root = gitstore.toplevel(path)
         config_path = root / CONFIG_FILE
         created = False
         if not config_path.exists():
-            from .config import parse_config
-
-            parse_config({"registry": registry})  # validates the directory name before writing anything
             config_path.write_text(DEFAULT_CONFIG_TEXT.format(registry=registry))
             created = True
         config = load_config(root)
@@ -111,6 +119,10 @@ class PromptRepo:
         return self.registry_dir / validate_id(prompt_id)
 
     def prompt_ids(self) -> list[str]:
+        """Ids of the prompt directories in the working tree (sorted; ``_*`` and ``.*`` are not prompts).
+
+        A symlinked directory is listed too, so that reading it reports why it is refused.
+        """
         ids = []
         for entry in sorted(os.scandir(self.registry_dir), key=lambda e: e.name):
             if entry.is_dir() and not entry.name.startswith((".", "_")) and os.path.isfile(
@@ -120,20 +132,33 @@ class PromptRepo:
         return ids
 
     def _read_working_partial(self, relpath: str) -> bytes | None:
+        """A registry-relative file's bytes, or None when it does not exist. Symlinks are never followed:
+        Git would store the link, not the text, so the hash of a version would differ from the working tree's."""
         base = self.registry_dir.resolve()
-        target = (base / relpath).resolve()
-        if not target.is_relative_to(base):
-            from .errors import IncludeOutsideRegistry
-
+        lexical = Path(os.path.normpath(base / relpath))
+        if not lexical.is_relative_to(base):
             raise IncludeOutsideRegistry(f"include {relpath!r} resolves outside the registry")
-        return target.read_bytes() if target.is_file() else None
+        if lexical.resolve() != lexical:
+            raise IncludeOutsideRegistry(
+                f"{self.config.registry}/{relpath}: is (or is inside) a symbolic link; "
+                "promptctl does not follow symlinks in the registry"
+            )
+        return lexical.read_bytes() if lexical.is_file() else None
 
     def working_files(self, prompt_id: str) -> dict[str, bytes]:
+        """The regular files of a prompt's directory (name -> bytes). Refuses symlinks instead of following them."""
         directory = self.prompt_dir(prompt_id)
+        where = f"{self.config.registry}/{prompt_id}"
         if not (directory / METADATA_FILE).is_file():
-            raise UnknownPrompt(f"unknown prompt {prompt_id!r}: no {self.config.registry}/{prompt_id}/{METADATA_FILE}")
+            raise UnknownPrompt(f"unknown prompt {prompt_id!r}: no {where}/{METADATA_FILE}")
+        if directory.is_symlink():
+            raise InvalidContent(f"{where}: is a symbolic link; promptctl does not follow symlinks in the registry")
         files = {}
         for entry in os.scandir(directory):
+            if entry.is_symlink():
+                raise InvalidContent(
+                    f"{where}/{entry.name}: is a symbolic link; promptctl does not follow symlinks in the registry"
+                )
             if entry.is_file():
                 files[entry.name] = Path(entry.path).read_bytes()
         return files
@@ -149,11 +174,10 @@ class PromptRepo:
     # -- versions ---------------------------------------------------------------------------------------
     def versions(self, prompt_id: str | None = None) -> list[VersionInfo]:
         """Version tags, oldest first per prompt; one ``for-each-ref`` call."""
-        pattern = f"refs/tags/{validate_id(prompt_id)}/" if prompt_id else "refs/tags/"
-        rows = gitstore.for_each_ref(self.root, [pattern], TAG_FIELDS)
-        found = [v for v in map(_version_from_row, rows) if v is not None]
         if prompt_id:
-            found = [v for v in found if v.prompt_id == prompt_id]
+            return self.versions_of([prompt_id])
+        rows = gitstore.for_each_ref(self.root, ["refs/tags/"], TAG_FIELDS)
+        found = [v for v in map(_version_from_row, rows) if v is not None]
         found.sort(key=lambda v: (v.prompt_id, v.number))
         return found
 
@@ -300,46 +324,121 @@ class PromptRepo:
 
         Other staged or unstaged work is left exactly as it was. Refuses when nothing changed.
         """
-        if not message or not message.strip():
-            from .errors import UsageError
+        return self.commit_prompts(prompt_ids, message).versions
 
+    def commit_prompts(self, prompt_ids: Sequence[str], message: str) -> CommitResult:
+        """``commit`` with details: the versions made, the commit, and the partials this commit changed.
+
+        The branch update and every new tag land in one atomic ref transaction (all or nothing; existing
+        tags are never moved). When HEAD already holds exactly these files, the tags point at HEAD and no
+        empty commit is made.
+        """
+        from .errors import UsageError
+
+        if not message or not message.strip():
             raise UsageError("a version message is required (-m 'what changed')")
+        ids = list(dict.fromkeys(validate_id(p) for p in prompt_ids))
+        if not ids:
+            raise UsageError("name the prompts to commit, or use --all")
         branch, head = self._check_head()
-        definitions = {pid: self.working_definition(pid) for pid in prompt_ids}
-        latest = {pid: vs[-1] for pid, vs in self.versions_by_prompt().items() if pid in definitions}
+        definitions = {pid: self.working_definition(pid) for pid in ids}
+        latest = self.latest_versions(ids)
         unchanged = [pid for pid, d in definitions.items() if pid in latest and latest[pid].template_hash == d.template_hash]
         if unchanged:
             raise NothingChanged(
                 f"nothing changed in {', '.join(unchanged)} since {', '.join(latest[p].tag for p in unchanged)}; no version made"
             )
         reg = self.config.registry
-        paths = []
-        for pid, definition in definitions.items():
-            paths.append(f"{reg}/{pid}")
-            paths.extend(f"{reg}/{p}" for p in definition.partials)
-        paths = sorted(set(paths))
+        paths = {f"{reg}/{pid}" for pid in ids}
+        partials = sorted({p for d in definitions.values() for p in d.partials})
+        paths.update(f"{reg}/{p}" for p in partials)
+        # The registry's own config travels with its first version, so a clone is a working registry.
+        if gitstore.run(["cat-file", "-e", f"{head}:{CONFIG_FILE}"], self.root, check=False).returncode != 0:
+            paths.add(CONFIG_FILE)
+        pathspec = sorted(paths)
 
         with tempfile.TemporaryDirectory(prefix="promptctl-index-") as tmp:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
             gitstore.run(["read-tree", head], self.root, env=env)
-            gitstore.run(["add", "-A", "--", *paths], self.root, env=env)
+            gitstore.run(["add", "-A", "--", *pathspec], self.root, env=env)
             tree = gitstore.output(["write-tree"], self.root, env=env).strip()
-        subject = message.strip().splitlines()[0]
-        names = ", ".join(f"{pid}/v{latest[pid].number + 1 if pid in latest else 1}" for pid in definitions)
-        commit = gitstore.commit_tree(self.root, tree, [head], f"{subject}\n\nprompts: {names}\n")
-        gitstore.update_ref(self.root, branch, commit, head, f"promptctl commit: {subject}")
-        # The committed paths now match HEAD: drop any staged state for them so `git status` is clean there.
-        gitstore.run(["reset", "-q", "HEAD", "--", *paths], self.root, check=False)
+        numbers = {pid: latest[pid].number + 1 if pid in latest else 1 for pid in ids}
+        names = ", ".join(f"{pid}/v{numbers[pid]}" for pid in ids)
+        head_tree = gitstore.rev_parse(self.root, f"{head}^{{tree}}")
+        if tree == head_tree:
+            commit, changed = head, []
+        else:
+            commit = gitstore.commit_tree(self.root, tree, [head], f"{message.strip()}\n\nprompts: {names}\n")
+            changed = []
+            if partials:
+                diff = gitstore.output(
+                    ["diff-tree", "-r", "--name-only", "--no-renames", head, commit, "--", *(f"{reg}/{p}" for p in partials)],
+                    self.root,
+                )
+                changed = [line.removeprefix(f"{reg}/") for line in diff.splitlines() if line]
 
-        made = []
+        tagger = gitstore.ident(self.root)
+        updates: list[tuple[str, str, str | None]] = [] if commit == head else [(branch, commit, head)]
         for pid, definition in definitions.items():
-            number = latest[pid].number + 1 if pid in latest else 1
-            name = tag_name(pid, number)
-            text = f"{message.strip()}\n\nPromptctl-Prompt: {pid}\nPromptctl-Version: v{number}\n{TRAILER_HASH}: {definition.template_hash}\n"
-            gitstore.create_tag(self.root, name, commit, text)
-            made.append(name)
-        found = {v.tag: v for v in self.versions()} if len(made) > 1 else {v.tag: v for v in self.versions(prompt_ids[0])}
-        return [found[name] for name in made]
+            name = tag_name(pid, numbers[pid])
+            text = (
+                f"{message.strip()}\n\nPromptctl-Prompt: {pid}\nPromptctl-Version: v{numbers[pid]}\n"
+                f"{TRAILER_HASH}: {definition.template_hash}\n"
+            )
+            updates.append((TAG_PREFIX + name, gitstore.tag_object(self.root, name, commit, text, tagger), None))
+        gitstore.update_refs(self.root, updates, f"promptctl commit: {names}")
+        if commit != head:
+            # The committed paths now match HEAD: drop any staged state for them so `git status` is clean there.
+            gitstore.run(["reset", "-q", "HEAD", "--", *pathspec], self.root, check=False)
+        made = {v.tag: v for v in self.versions_of(ids)}
+        return CommitResult(
+            versions=[made[tag_name(pid, numbers[pid])] for pid in ids], commit=commit, changed_partials=changed
+        )
+
+    def latest_versions(self, prompt_ids: Sequence[str]) -> dict[str, VersionInfo]:
+        """The latest version of each of these prompts that has one."""
+        latest: dict[str, VersionInfo] = {}
+        for version in self.versions_of(prompt_ids):
+            latest[version.prompt_id] = version  # oldest first per prompt: the last one wins
+        return latest
+
+    def versions_of(self, prompt_ids: Sequence[str]) -> list[VersionInfo]:
+        """Version tags of these prompts only, oldest first per prompt; one ``for-each-ref`` call."""
+        wanted = {validate_id(p) for p in prompt_ids}
+        if not wanted:
+            return []
+        patterns = [f"refs/tags/{p}/" for p in sorted(wanted)] if len(wanted) <= 200 else ["refs/tags/"]
+        rows = gitstore.for_each_ref(self.root, patterns, TAG_FIELDS)
+        found = [v for v in map(_version_from_row, rows) if v is not None and v.prompt_id in wanted]
+        found.sort(key=lambda v: (v.prompt_id, v.number))
+        return found
+
+    def prompts_including(self, partials: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+        """Prompts in the working tree whose files name one of these registry-relative partials (a text scan:
+        cheap at any scale; used for a heads-up, not for hashing)."""
+        needles = [p.encode() for p in partials]
+        skip = set(exclude)
+        users = []
+        if not needles:
+            return users
+        for prompt_id in self.prompt_ids():
+            if prompt_id in skip:
+                continue
+            directory = self.registry_dir / prompt_id
+            for entry in os.scandir(directory):
+                if entry.name.endswith(".j2") and entry.is_file(follow_symlinks=False):
+                    data = Path(entry.path).read_bytes()
+                    if any(n in data for n in needles):
+                        users.append(prompt_id)
+                        break
+        return users
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    versions: list[VersionInfo]
+    commit: str
+    changed_partials: list[str]  # registry-relative partials whose content this commit changed
 
 
 def _raise(exc: Exception) -> bool:

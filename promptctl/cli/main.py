@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     PromptctlError carries its own code (docs/design.md); usage errors from the argument parser exit 2;
     anything unexpected is a bug: one line and exit 70 (``PROMPTCTL_DEBUG=1`` shows the traceback).
     """
+    from promptctl.cli import coercion
+
+    coercion.install()  # plain parameters skip typer's pydantic coercion (hundreds of ms per run)
     try:
         # With standalone_mode=False click *returns* the code of a `raise typer.Exit(n)` instead of raising.
         code = app(args=argv, prog_name="promptctl", standalone_mode=False)

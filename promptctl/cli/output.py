@@ -1,4 +1,9 @@
-"""Human and machine output in one place: rich tables (colour off when not a TTY or NO_COLOR), stable JSON."""
+"""Human and machine output in one place: rich tables (colour off when not a TTY or NO_COLOR), stable JSON.
+
+When stdout is not a terminal (piped, redirected, captured by CI) nothing is wrapped or truncated: a table is
+as wide as its content, so ``promptctl list | grep`` sees whole lines. Text that comes from users (prompt
+sources, messages) is never interpreted as rich markup or ``:emoji:`` codes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+PIPE_WIDTH = 1_000_000  # "unlimited": rich tables only take the width their content needs
 
 
 def emit_json(data: Any) -> None:
@@ -15,23 +22,53 @@ def emit_json(data: Any) -> None:
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return Console(
+        file=stream,
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+        width=None if tty else PIPE_WIDTH,
+    )
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     from rich.table import Table
 
     out = console()
+    fold = out.is_terminal  # on a terminal, fold long cells to the screen; piped, keep every line whole
     t = Table(title=title, show_lines=False, header_style="bold", title_justify="left")
     for column in columns:
-        t.add_column(column, overflow="fold")
+        t.add_column(column, overflow="fold" if fold else "ignore", no_wrap=not fold)
     for row in rows:
-        t.add_row(*["" if cell is None else str(cell) for cell in row])
+        t.add_row(*[_plain("" if cell is None else str(cell)) for cell in row])
     out.print(t)
+
+
+def _plain(text: str):
+    from rich.text import Text
+
+    return Text(text)  # no markup parsing of user content
 
 
 def say(message: str) -> None:
     console().print(message, markup=False, highlight=False)
+
+
+def heading(message: str) -> None:
+    """A bold line (plain when colour is off); ``message`` is never parsed as markup."""
+    from rich.text import Text
+
+    console().print(Text(message, style="bold"))
+
+
+def raw(text: str) -> None:
+    """User content (a prompt's source, a diff) exactly as it is: no markup, no emoji, no wrapping."""
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
 def note(message: str) -> None:

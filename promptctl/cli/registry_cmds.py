@@ -6,6 +6,8 @@ import typer
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output with stable keys.")
 REPO_OPTION = typer.Option(".", "--repo", "-C", help="Run as if started in this directory.", show_default=False)
+YAML_WIDTH = 1_000_000  # never fold long YAML lines in show/diff output
+VERSION_KEYS = ("id", "version", "tag", "template_hash", "template_hash_short", "commit", "created_at", "author", "message")
 
 
 def _open(repo: str):
@@ -18,6 +20,10 @@ def _short(full: str | None) -> str:
     from promptctl.hashing import short_hash
 
     return short_hash(full) if full else "-"
+
+
+def _date(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else "-"
 
 
 def _channels_by_prompt(repo) -> dict[str, list]:
@@ -38,11 +44,52 @@ def _channel_labels(states) -> str:
     return ", ".join(f"{s.channel}={serves_text(s.serves)}" for s in states) or "-"
 
 
-def _parse_vars(pairs: list[str], vars_json: str | None) -> dict:
+def _unversioned_json(prompt_id: str) -> dict:
+    """The --json shape of a prompt with no version yet: the same keys as a version, set to null."""
+    return {key: None for key in VERSION_KEYS} | {"id": prompt_id}
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(prompt_id: str, name: str, value: str, declared: dict) -> object:
+    """A ``--var name=value`` string as the type the prompt declares for ``name`` (undeclared: a string)."""
     import json
 
     from promptctl.errors import UsageError
 
+    kind = (declared.get(name) or {}).get("type", "string")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        if kind == "boolean":
+            if value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            raise ValueError(value)
+        if kind in ("list", "object"):
+            parsed = json.loads(value)
+            if not isinstance(parsed, list if kind == "list" else dict):
+                raise ValueError(value)
+            return parsed
+    except ValueError:
+        example = {"integer": "3", "number": "0.5", "boolean": "true", "list": '["a", "b"]', "object": '{"k": "v"}'}[kind]
+        raise UsageError(
+            f"--var {name}={value!r}: {prompt_id} declares {name!r} as {kind}; pass e.g. --var {name}={example}"
+        ) from None
+    return value
+
+
+def _parse_vars(pairs: list[str], vars_json: str | None, prompt_id: str = "", declared: dict | None = None) -> dict:
+    """Variables from ``--vars-json FILE`` then ``--var name=value`` (converted to the declared input types)."""
+    import json
+
+    from promptctl.errors import UsageError
+
+    declared = declared or {}
     variables: dict = {}
     if vars_json:
         try:
@@ -52,6 +99,8 @@ def _parse_vars(pairs: list[str], vars_json: str | None) -> dict:
             raise UsageError(f"--vars-json {vars_json}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"--vars-json {vars_json}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--vars-json {vars_json}: not valid UTF-8") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"--vars-json {vars_json}: must hold a JSON object")
         variables.update(loaded)
@@ -59,8 +108,34 @@ def _parse_vars(pairs: list[str], vars_json: str | None) -> dict:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"--var {pair!r}: use --var name=value")
-        variables[name] = value
+        variables[name] = _coerce(prompt_id, name, value, declared)
     return variables
+
+
+def _check_condition(option: str, value: str | None) -> str | None:
+    import re
+
+    from promptctl.errors import UsageError
+    from promptctl.promptfile import LOCALE_RE, TIER_RE
+
+    if value is None or value == "":
+        return None
+    pattern = LOCALE_RE if option == "--locale" else TIER_RE
+    if not re.fullmatch(pattern, value):
+        raise UsageError(f"{option} {value!r}: does not match {pattern}")
+    return value
+
+
+def _selector(prompt_id: str, text: str) -> str:
+    """``v2``, ``@v2``, ``<id>@v2`` or a channel name -> the selector part (``v2`` / the channel)."""
+    from promptctl.errors import InvalidVersionSpec
+
+    if "@" in text:
+        named, _, selector = text.partition("@")
+        if named and named != prompt_id:
+            raise InvalidVersionSpec(f"{text!r} names another prompt than {prompt_id!r}")
+        return selector
+    return text
 
 
 def register(app: typer.Typer) -> None:
@@ -87,7 +162,9 @@ def register(app: typer.Typer) -> None:
         from promptctl.cli.output import say
         from promptctl.errors import UsageError
         from promptctl.scaffold import scaffold_prompt
+        from promptctl.spec import validate_id
 
+        validate_id(prompt_id)  # before anything is opened or created
         r = _open(repo)
         try:
             path = scaffold_prompt(r, prompt_id, chat=chat)
@@ -101,8 +178,13 @@ def register(app: typer.Typer) -> None:
         json_out: bool = JSON_OPTION,
         repo: str = REPO_OPTION,
     ) -> None:
-        """Which prompts changed since their last version."""
-        from promptctl.cli.output import emit_json, table
+        """Which prompts changed since their last version (new, modified, unchanged, invalid).
+
+        Every prompt is reported; when any is invalid, its problem is also printed on stderr and the exit
+        code is 4. With --check, exit 1 when any prompt is new or modified.
+        """
+        from promptctl.cli.output import emit_json, note, table
+        from promptctl.errors import ExitCode
 
         r = _open(repo)
         rows = r.status()
@@ -115,6 +197,7 @@ def register(app: typer.Typer) -> None:
                         "template_hash": s.template_hash,
                         "template_hash_short": _short(s.template_hash) if s.template_hash else None,
                         "version": s.latest.version if s.latest else None,
+                        "version_hash": s.latest.template_hash if s.latest else None,
                         "error": s.error,
                     }
                     for s in rows
@@ -129,8 +212,13 @@ def register(app: typer.Typer) -> None:
                     for s in rows
                 ],
             )
+        invalid = [s for s in rows if s.state == "invalid"]
+        for s in invalid:
+            note(f"promptctl: error: {s.error}")
+        if invalid:
+            raise typer.Exit(int(ExitCode.INVALID_CONTENT))
         if check and any(s.state != "unchanged" for s in rows):
-            raise typer.Exit(1)
+            raise typer.Exit(int(ExitCode.PROBLEMS))
 
     @app.command()
     def commit(
@@ -140,33 +228,43 @@ def register(app: typer.Typer) -> None:
         json_out: bool = JSON_OPTION,
         repo: str = REPO_OPTION,
     ) -> None:
-        """Commit prompts' files and tag one new version per prompt (<id>/v<N>)."""
-        from promptctl.cli.output import emit_json, say
-        from promptctl.errors import NothingChanged, UsageError
+        """Commit prompts' files and tag one new version per prompt (<id>/v<N>).
+
+        The commit holds only these prompts' files and the partials they include; other staged or unstaged
+        work is left as it was.
+        """
+        from promptctl.cli.output import emit_json, note, say
+        from promptctl.errors import InvalidContent, NothingChanged, UsageError
         from promptctl.spec import validate_id
 
-        r = _open(repo)
         ids = [validate_id(p) for p in prompt_ids or []]
         if all_changed and ids:
             raise UsageError("give prompt ids or --all, not both")
+        if not all_changed and not ids:
+            raise UsageError("name the prompts to commit, or use --all")
+        r = _open(repo)
         if all_changed:
             states = r.status()
             invalid = [s for s in states if s.state == "invalid"]
             if invalid:
-                from promptctl.errors import InvalidContent
-
                 raise InvalidContent(invalid[0].error or f"{invalid[0].prompt_id} is invalid")
             ids = [s.prompt_id for s in states if s.state in ("new", "modified")]
             if not ids:
                 raise NothingChanged("nothing changed since the last versions; no version made")
-        if not ids:
-            raise UsageError("name the prompts to commit, or use --all")
-        made = r.commit(ids, message)
+        result = r.commit_prompts(ids, message)
         if json_out:
-            emit_json([v.to_json() for v in made])
+            emit_json([v.to_json() for v in result.versions])
         else:
-            for v in made:
+            for v in result.versions:
                 say(f"{v.tag}  {_short(v.template_hash)}  {v.commit[:12]}")
+        if result.changed_partials:
+            others = r.prompts_including(result.changed_partials, exclude=ids)
+            if others:
+                shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+                note(
+                    f"note: {', '.join(result.changed_partials)} changed; also included by {shown} "
+                    "(their next version picks it up; see 'promptctl status')"
+                )
 
     @app.command("list")
     def list_(json_out: bool = JSON_OPTION, repo: str = REPO_OPTION) -> None:
@@ -180,22 +278,23 @@ def register(app: typer.Typer) -> None:
         if json_out:
             out = []
             for pid in ids:
-                latest = by_prompt.get(pid, [None])[-1]
-                entry = latest.to_json() if latest else {"id": pid, "version": None, "template_hash": None}
-                entry["versions"] = len(by_prompt.get(pid, []))
+                versions = by_prompt.get(pid)
+                entry = versions[-1].to_json() if versions else _unversioned_json(pid)
+                entry["versions"] = len(versions or [])
                 entry["channels"] = {s.channel: s.to_json()["serves"] for s in channels.get(pid, [])}
                 out.append(entry)
             emit_json(out)
             return
         rows = []
         for pid in ids:
-            latest = by_prompt.get(pid, [None])[-1]
+            versions = by_prompt.get(pid)
+            latest = versions[-1] if versions else None
             rows.append(
                 (
                     pid,
                     latest.version if latest else "-",
                     _short(latest.template_hash) if latest else "-",
-                    latest.created_at[:19].replace("T", " ") if latest else "-",
+                    _date(latest.created_at) if latest else "-",
                     _channel_labels(channels.get(pid, [])),
                 )
             )
@@ -208,12 +307,13 @@ def register(app: typer.Typer) -> None:
         from promptctl.errors import UnknownPrompt
         from promptctl.spec import validate_id
 
+        validate_id(prompt_id)
         r = _open(repo)
-        versions = list(reversed(r.versions(validate_id(prompt_id))))
+        versions = list(reversed(r.versions(prompt_id)))
         if not versions and not r.known_prompt(prompt_id):
             raise UnknownPrompt(f"unknown prompt {prompt_id!r}")
         serving: dict[str, list[str]] = {}
-        for state in _channels_by_prompt(r).get(prompt_id, []):
+        for state in _channels_by_prompt(r).get(prompt_id, []) if versions else []:
             for s in state.serves:
                 serving.setdefault(s.version, []).append(state.channel if s.percent == 100 else f"{state.channel}({s.percent}%)")
         if json_out:
@@ -223,15 +323,23 @@ def register(app: typer.Typer) -> None:
             prompt_id,
             ["version", "hash", "date", "author", "channels", "message"],
             [
-                (v.version, _short(v.template_hash), v.created_at[:19].replace("T", " "), v.author, ", ".join(serving.get(v.version, [])), v.message.splitlines()[0] if v.message else "")
+                (
+                    v.version,
+                    _short(v.template_hash),
+                    _date(v.created_at),
+                    v.author,
+                    ", ".join(serving.get(v.version, [])),
+                    v.message.splitlines()[0] if v.message else "",
+                )
                 for v in versions
             ],
         )
 
     @app.command()
     def show(spec: str = typer.Argument(..., metavar="ID[@VERSION|@CHANNEL]"), json_out: bool = JSON_OPTION, repo: str = REPO_OPTION) -> None:
-        """A version's metadata, hash and source."""
-        from promptctl.cli.output import console, emit_json
+        """A version's metadata, hash and source (every body and the partials they include)."""
+        from promptctl.cli.output import emit_json, heading, raw
+        from promptctl.promptfile import split_chat_source
 
         r = _open(repo)
         version = r.resolve(spec)
@@ -245,37 +353,58 @@ def register(app: typer.Typer) -> None:
                     "channels": channels,
                     "type": definition.type,
                     "metadata": definition.meta,
+                    "bodies": sorted(definition.bodies),
+                    "partials": sorted(definition.partials),
                     "files": definition.files,
                 }
             )
             return
-        out = console()
-        out.print(f"[bold]{version.tag}[/bold]  hash {_short(version.template_hash)}  ({version.template_hash})")
-        out.print(f"commit {version.commit}  {version.created_at}  {version.author}", markup=False)
-        out.print(f"channels: {', '.join(channels) or '-'}", markup=False)
-        out.print(f"message: {version.message}", markup=False)
         import yaml
 
-        out.print("\n[bold]prompt.yaml[/bold]")
-        out.print(yaml.safe_dump(definition.meta, sort_keys=False, allow_unicode=True).rstrip(), markup=False)
-        for name, text in sorted(definition.files.items()):
-            out.print(f"\n[bold]{name}[/bold]")
-            out.print(text.rstrip("\n"), markup=False)
+        heading(f"{version.tag}  hash {_short(version.template_hash)}  ({version.template_hash})")
+        raw(f"commit {version.commit}  {version.created_at}  {version.author}")
+        raw(f"channels: {', '.join(channels) or '-'}")
+        raw(f"message: {version.message}")
+        raw(f"type: {definition.type}")
+        raw("")
+        heading("prompt.yaml")
+        raw(yaml.safe_dump(definition.meta, sort_keys=False, allow_unicode=True, width=YAML_WIDTH))
+        for name in sorted(definition.files):
+            text = definition.files[name]
+            label = name
+            if definition.type == "chat" and name in definition.bodies:
+                label += f"  (chat: {', '.join(role for role, _ in split_chat_source(text)) or 'no messages'})"
+            raw("")
+            heading(label if name in definition.bodies else f"{label}  (partial)")
+            raw(text)
 
     @app.command()
     def diff(
-        prompt_id: str = typer.Argument(..., metavar="ID"),
-        old: str = typer.Argument(..., metavar="OLD", help="v<N> or a channel."),
+        prompt_id: str = typer.Argument(..., metavar="ID[@OLD]"),
+        old: str | None = typer.Argument(None, metavar="[OLD]", help="v<N> or a channel (default: the latest version)."),
         new: str | None = typer.Argument(None, metavar="[NEW]", help="v<N> or a channel (default: the working tree)."),
         repo: str = REPO_OPTION,
     ) -> None:
-        """Unified diff of two versions' files (or a version against the working tree)."""
+        """Unified diff of two versions' files, or of a version against the working tree.
+
+        promptctl diff ID v1 v2 / ID v1 (v1 -> working tree) / ID production staging / ID (latest -> working tree)
+        """
         import difflib
 
         import yaml
 
-        from promptctl.spec import parse_spec
+        from promptctl.cli.output import raw
+        from promptctl.errors import UsageError
+        from promptctl.spec import parse_spec, validate_id
 
+        selectors = []
+        if "@" in prompt_id:
+            prompt_id, _, first = prompt_id.partition("@")
+            selectors.append(first)
+        validate_id(prompt_id)
+        selectors += [_selector(prompt_id, s) for s in (old, new) if s is not None]
+        if len(selectors) > 2:
+            raise UsageError("diff takes at most two versions: ID OLD [NEW]")
         r = _open(repo)
 
         def snapshot(selector: str | None):
@@ -283,65 +412,72 @@ def register(app: typer.Typer) -> None:
                 d = r.working_definition(prompt_id)
                 label = "working tree"
             else:
-                v = r.resolve(parse_spec(prompt_id, selector))
+                spec = parse_spec(prompt_id, selector) if selector else parse_spec(prompt_id)
+                v = r.resolve(spec)
                 d = r.version_definition(v)
-                label = v.tag
+                label = v.tag if spec.channel is None else f"{v.tag} ({spec.channel})"
             files = dict(d.files)
-            files["prompt.yaml"] = yaml.safe_dump(d.meta, sort_keys=True, allow_unicode=True)
+            files["prompt.yaml"] = yaml.safe_dump(d.meta, sort_keys=True, allow_unicode=True, width=YAML_WIDTH)
             return label, files
 
-        old_label, old_files = snapshot(old)
-        new_label, new_files = snapshot(new)
+        old_label, old_files = snapshot(selectors[0] if selectors else "")
+        new_label, new_files = snapshot(selectors[1] if len(selectors) > 1 else None)
         lines = []
         for name in sorted(set(old_files) | set(new_files)):
             a = old_files.get(name, "").splitlines(keepends=True)
             b = new_files.get(name, "").splitlines(keepends=True)
             lines.extend(difflib.unified_diff(a, b, f"{old_label}/{name}", f"{new_label}/{name}"))
-        import sys
-
-        sys.stdout.write("".join(lines) if lines else f"no differences between {old_label} and {new_label}\n")
+        raw("".join(lines) if lines else f"no differences between {old_label} and {new_label}\n")
 
     @app.command()
     def render(
         spec: str = typer.Argument(..., metavar="ID[@VERSION|@CHANNEL]"),
-        var: list[str] = typer.Option([], "--var", help="A template variable, name=value (repeatable)."),
-        vars_json: str | None = typer.Option(None, "--vars-json", help="A JSON file of variables."),
-        locale: str | None = typer.Option(None, "--locale"),
-        tier: str | None = typer.Option(None, "--tier"),
+        var: list[str] = typer.Option([], "--var", help="A template variable, name=value (repeatable; converted to the declared input type)."),
+        vars_json: str | None = typer.Option(None, "--vars-json", help="A JSON file holding an object of variables."),
+        locale: str | None = typer.Option(None, "--locale", help="Pick the body for this locale (falls back: locale+tier, locale, tier, default)."),
+        tier: str | None = typer.Option(None, "--tier", help="Pick the body for this tier."),
         json_out: bool = JSON_OPTION,
         repo: str = REPO_OPTION,
     ) -> None:
-        """Render a version with variables, choosing the body by locale and tier."""
+        """Render a version with variables, choosing the body by locale and tier.
+
+        The text goes to stdout; which version, hash and body were used goes to stderr (or into --json).
+        """
         import sys
 
-        from promptctl.cli.output import emit_json
+        from promptctl.cli.output import emit_json, note
         from promptctl.render import CompiledPrompt
 
+        locale = _check_condition("--locale", locale)
+        tier = _check_condition("--tier", tier)
         r = _open(repo)
         version = r.resolve(spec)
         definition = r.version_definition(version)
         selection = definition.select_body(locale, tier)
         compiled = CompiledPrompt(definition)
-        variables = _parse_vars(var, vars_json)
+        variables = _parse_vars(var, vars_json, version.prompt_id, definition.inputs)
+        text = compiled.render(selection.file, variables)
         if json_out:
-            payload = {
-                **version.to_json(),
-                "body": selection.file,
-                "locale": selection.locale,
-                "tier": selection.tier,
-                "fallback": selection.fallback,
-            }
-            if definition.type == "chat":
-                payload["messages"] = compiled.messages(selection.file, variables)
-            else:
-                payload["text"] = compiled.render(selection.file, variables)
-            emit_json(payload)
+            emit_json(
+                {
+                    **version.to_json(),
+                    "type": definition.type,
+                    "body": selection.file,
+                    "locale": selection.locale,
+                    "tier": selection.tier,
+                    "requested": {"locale": locale, "tier": tier},
+                    "fallback": selection.fallback,
+                    "model": definition.model,
+                    "text": text,
+                    "messages": compiled.messages(selection.file, variables),
+                }
+            )
             return
-        sys.stdout.write(compiled.render(selection.file, variables) + "\n")
-        note = f"{version.tag} {_short(version.template_hash)} body={selection.file}"
+        sys.stdout.write(text + "\n")
+        line = f"{version.tag} {_short(version.template_hash)} body={selection.file}"
         if selection.fallback:
-            note += " (fallback)"
-        sys.stderr.write(note + "\n")
+            line += f" (fallback: asked locale={locale or '-'} tier={tier or '-'})"
+        note(line)
 
     @app.command("hash")
     def hash_(
@@ -349,12 +485,14 @@ def register(app: typer.Typer) -> None:
         json_out: bool = JSON_OPTION,
         repo: str = REPO_OPTION,
     ) -> None:
-        """The template hash of the working-tree state of prompts."""
+        """The template hash of the working-tree state of prompts (what 'commit' would record)."""
         from promptctl.cli.output import emit_json, say
         from promptctl.hashing import short_hash
+        from promptctl.spec import validate_id
 
+        ids = [validate_id(p) for p in prompt_ids or []]
         r = _open(repo)
-        ids = prompt_ids or r.prompt_ids()
+        ids = ids or r.prompt_ids()
         results = [(pid, r.working_definition(pid).template_hash) for pid in ids]
         if json_out:
             emit_json([{"id": pid, "template_hash": h, "template_hash_short": short_hash(h)} for pid, h in results])

@@ -1,0 +1,41 @@
+"""`import promptctl` stays light: the runtime loader lives behind it, the CLI's heavy tools do not."""
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("typer", "rich", "git", "duckdb", "jinja2", "yaml", "pydantic")
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"""
+import json, sys
+{code}
+print(json.dumps(sorted(sys.modules)))
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+def test_import_promptctl_loads_no_heavy_dependency():
+    assert heavy_in(loaded_after("import promptctl")) == []
+
+
+def test_core_modules_import_their_dependencies_lazily():
+    # Parsing specs, hashing and reading Git need none of them either; jinja2 and yaml load on first parse.
+    modules = loaded_after(
+        "import promptctl, promptctl.errors, promptctl.spec, promptctl.hashing, promptctl.model, "
+        "promptctl.gitstore, promptctl.promptfile, promptctl.registry, promptctl.render, promptctl.config"
+    )
+    assert heavy_in(modules) == []
+
+
+def test_the_cli_entry_point_does_not_load_rich_or_the_core_for_help():
+    modules = loaded_after("import promptctl.cli.main")
+    assert "typer" in modules
+    for name in ("rich", "git", "duckdb", "jinja2", "yaml", "pydantic"):
+        assert not any(m == name or m.startswith(name + ".") for m in modules), name
