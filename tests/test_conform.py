@@ -399,3 +399,16 @@ def test_missing_span_file_exits_3(scenario_a, tmp_path):
     proc = run_cli(repo, "conform", "--spans", str(tmp_path / "nope.jsonl"))
     assert proc.returncode == 3 and proc.stdout == ""
     assert proc.stderr == f"promptctl: error: span file not found: {tmp_path / 'nope.jsonl'}\n"
+
+
+def test_stale_spans_the_loader_flagged_are_counted(scenario_a, tmp_path):
+    repo, _, _, (h1, _) = scenario_a
+    spans = tmp_path / "flagged.jsonl"
+    out = SpanWriter(spans)
+    out.raw(T1 + timedelta(hours=1), id=PID, version="v1", template_hash=h1, channel="production", stale=True)
+    out.raw(T1 + timedelta(hours=2), id=PID, version="v1", template_hash=h1, channel="production")
+    out.close()
+    [finding] = conform(PromptRepo.open(repo), [str(spans)]).findings
+    assert finding.kind == "stale" and finding.count == 2 and finding.loader_stale == 1
+    proc = run_cli(repo, "conform", str(spans))
+    assert "1 of them carried prompt.stale" in proc.stdout

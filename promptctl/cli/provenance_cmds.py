@@ -218,6 +218,11 @@ def _print_conform(report) -> None:
             highlight=False,
         )
         out.print(f"  {finding.detail}", markup=False)
+        if finding.loader_stale:
+            out.print(
+                f"  {finding.loader_stale} of them carried prompt.stale: the loader could not re-read the registry",
+                markup=False,
+            )
         for ref in finding.examples:
             out.print(f"  e.g. {_span_label(ref)}", markup=False)
     out.print()

@@ -147,6 +147,7 @@ class Finding:
     last_seen: str
     examples: tuple[SpanRef, ...]
     detail: str
+    loader_stale: int = 0  # spans that carried prompt.stale: the loader knew it could not re-read the registry
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,6 +160,7 @@ class Finding:
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "detail": self.detail,
+            "loader_stale": self.loader_stale,
             "examples": [e.to_json() for e in self.examples],
         }
 
@@ -226,7 +228,7 @@ class ConformReport:
 # -- the query ----------------------------------------------------------------------------------------------
 CLASSIFY_SQL = """
 WITH s AS (
-    SELECT trace_id, span_id, file, line, t_ns,
+    SELECT trace_id, span_id, file, line, t_ns, coalesce(prompt_stale, false) AS loader_stale,
            nullif(prompt_id, '') AS prompt_id,
            nullif(prompt_channel, '') AS channel,
            nullif(prompt_version, '') AS version,
@@ -255,7 +257,7 @@ k AS (
     ) f ON f.prompt_id = s.prompt_id AND f.channel = s.channel AND f.version = s.version
 )
 SELECT kind, prompt_id, channel, version, CASE WHEN kind = 'ok' THEN NULL ELSE span_hash END AS shown_hash,
-       count(*) AS n, min(t_ns) AS first_ns, max(t_ns) AS last_ns,
+       count(*) AS n, min(t_ns) AS first_ns, max(t_ns) AS last_ns, count(*) FILTER (WHERE loader_stale) AS flagged,
        min_by({'trace_id': trace_id, 'span_id': span_id, 't_ns': t_ns, 'file': file, 'line': line}, t_ns, $examples)
            FILTER (WHERE kind <> 'ok') AS examples
 FROM k
@@ -363,7 +365,7 @@ def _load_spans(con, paths: Sequence[str], *, strict: bool):
     con.execute(
         "CREATE OR REPLACE TEMP VIEW conform_spans AS "
         "SELECT trace_id, span_id, file, line, start_unix_nano AS t_ns, "
-        "prompt_id, prompt_channel, prompt_version, prompt_template_hash FROM conform_all_spans"
+        "prompt_id, prompt_channel, prompt_version, prompt_template_hash, prompt_stale FROM conform_all_spans"
     )
     return load
 
@@ -396,7 +398,7 @@ def conform(
 
     explainer = _Explainer(repo, windows, histories, grace)
     rows: dict[tuple[str, str | None, str | None], dict[str, int]] = {}
-    for kind, prompt_id, channel, version, span_hash, n, first_ns, last_ns, examples in result:
+    for kind, prompt_id, channel, version, span_hash, n, first_ns, last_ns, flagged, examples in result:
         report.spans += n
         if kind == "no_prompt":
             report.no_prompt += n
@@ -418,6 +420,7 @@ def conform(
                 last_seen=_iso_ns(last_ns),
                 examples=_span_refs(examples),
                 detail=explainer.explain(kind, prompt_id, channel, version, span_hash, first_ns),
+                loader_stale=flagged,
             )
         )
     report.rows = [Row(p, c, v, counts) for (p, c, v), counts in rows.items()]
