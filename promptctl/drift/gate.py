@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import PromptctlError
+from ..errors import PromptctlError, ReasonRequired
 from ..model import AuditEntry, serves_text
 from .analysis import DriftRow
 
@@ -111,9 +111,18 @@ def plan_rollbacks(repo: Any, alerts: Sequence[DriftRow]) -> list[RollbackPlan]:
 def apply_rollbacks(
     repo: Any, plans: Sequence[RollbackPlan], reason: str, sign: bool | None = None
 ) -> list[RollbackPlan]:
-    """Roll each planned channel back through ``ChannelStore.rollback``; a refusal is recorded, not hidden."""
+    """Roll each planned channel back through ``ChannelStore.rollback``; a refusal is recorded, not hidden.
+
+    A protected channel without a reason is refused before any channel moves (``ReasonRequired``), so a
+    missing ``--reason`` changes nothing at all.
+    """
     from ..channels import ChannelStore
 
+    missing = [p for p in plans if not p.blocked and p.protected and not (reason or "").strip()]
+    if missing:
+        names = ", ".join(f"{p.prompt_id}@{p.channel}" for p in missing)
+        raise ReasonRequired(f"{names} {'is a protected channel' if len(missing) == 1 else 'are protected channels'} "
+                             "(channels.protected): say why with --reason '...'; nothing was rolled back")  # fmt: skip
     store = ChannelStore(repo)
     done: list[RollbackPlan] = []
     for plan in plans:
