@@ -95,6 +95,13 @@ def publish(repo_root: str | os.PathLike[str], channels: Sequence[str], director
 
     Writes nothing when nothing changed. Raises UnknownChannel (no prompt has the channel), NotWritable.
     """
+    if "://" in os.fspath(directory):
+        from .errors import UsageError
+
+        raise UsageError(
+            f"{os.fspath(directory)}: publish writes a local directory; copy it to a web server or object store "
+            "with your own sync (objects first, then manifest.json: see docs/fleet.md)"
+        )
     target = Path(directory)
     _check_writable(target)
     manifest, objects = build_export(repo_root, list(channels))

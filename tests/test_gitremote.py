@@ -68,6 +68,8 @@ def test_sync_fetches_only_registry_refs_fast_forward_without_touching_the_tree(
 def test_sync_cli_errors_are_one_line_and_change_nothing(remote_setup):
     admin, bare, clones = remote_setup
     clone = clones[0]
+    proc = run_cli(clone, "sync", "--watch", "--interval", "-1")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--interval" in proc.stderr
     proc = run_cli(clone, "sync", "--remote", "nowhere")
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and "unknown remote 'nowhere'" in proc.stderr
     # a channel moved inside the replica's clone and on the origin: not fast-forwardable

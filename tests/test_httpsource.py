@@ -281,3 +281,13 @@ def test_published_cli_reads_urls_and_verifies_objects(runtime_repo, site, origi
     origin.stop()
     proc = run_cli(runtime_repo, "published", f"http://127.0.0.1:{port}/production/")
     assert proc.returncode == 7 and proc.stderr.count("\n") == 1 and "Connection refused" in proc.stderr
+
+
+def test_close_then_use_again_keeps_following(runtime_repo, origin):
+    registry = promptctl.Registry(origin.url + "production/", ttl=0.1)
+    assert registry.get(SIC).version == "v1"
+    registry.close()  # stops the poller thread; using the registry again starts a new one
+    move(runtime_repo, "v2")
+    publish(runtime_repo, ["production"], origin.directory / "production")
+    wait_until(lambda: registry.get(SIC).version == "v2")
+    registry.close()

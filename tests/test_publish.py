@@ -149,6 +149,9 @@ def test_unknown_channel_and_bad_interval(runtime_repo, tmp_path):
     proc = run_cli(runtime_repo, "publish", "--channel", "production", str(tmp_path / "out"), "--watch", "--interval", "0")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+    proc = run_cli(runtime_repo, "publish", "--channel", "production", "s3://bucket/production")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "your own sync" in proc.stderr
+    assert not (runtime_repo / "s3:").exists()
 
 
 def test_watch_republishes_when_a_channel_moves_and_stops_on_ctrl_c(runtime_repo, tmp_path):

@@ -112,7 +112,6 @@ class Poller:
         self._attempt_lock = threading.Lock()
         self._pid: int | None = None
         self._stop = threading.Event()
-        self._closed = False
 
     def delay(self) -> float:
         """Seconds until the next poll: the interval less jitter, or the backoff of a failing episode."""
@@ -147,7 +146,7 @@ class Poller:
     def start(self) -> None:
         """Start the background thread (again, in a forked child); cheap when it runs already."""
         pid = os.getpid()
-        if self._pid == pid or self._closed:
+        if self._pid == pid:
             return
         self._pid = pid
         self._stop = threading.Event()
@@ -157,8 +156,9 @@ class Poller:
         thread.start()
 
     def stop(self) -> None:
-        self._closed = True
+        """End the thread; a later ``start()`` (the source used again after ``close()``) starts a new one."""
         self._stop.set()
+        self._pid = None
 
 
 def _poll_loop(ref: weakref.ReferenceType[Poller], stop: threading.Event) -> None:
