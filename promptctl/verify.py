@@ -37,8 +37,9 @@ from .promptfile import (
     METADATA_FILE,
     PARTIALS_DIR,
     PromptDefinition,
+    _jinja_env,
+    shape_of,
     split_chat_source,
-    template_shape,
 )
 from .spec import ID_PATTERN, TAG_PREFIX, parse_tag_name, validate_id
 
@@ -246,7 +247,7 @@ def _memo_key(source: str) -> tuple[str, str]:
     ever be output (no block set / filter / call / macro / block / import), else the exact text."""
     key = _keys.get(source)
     if key is None:
-        shape = template_shape(source)
+        shape = shape_of(source)
         if shape is None or _UNSAFE_FOR_SHAPE.search(shape) or _BLOCK_SET.search(shape):
             key = ("text", source)
         else:
@@ -258,8 +259,6 @@ def _memo_key(source: str) -> tuple[str, str]:
 
 
 def _env():
-    from .promptfile import _jinja_env
-
     return _jinja_env()
 
 
@@ -487,7 +486,7 @@ def _ours(checks: list[TagCheck], working: set[str]) -> list[TagCheck]:
 
 def check_tags(checks: list[TagCheck]) -> tuple[list[Problem], list]:
     """Problems visible from the refs alone, and the VersionInfo of each annotated version tag to load."""
-    from .registry import TRAILER_HASH, _version_from_row
+    from .registry import _SIGNATURE_START, TRAILER_HASH, _version_from_row
 
     problems: list[Problem] = []
     versions = []
@@ -507,31 +506,35 @@ def check_tags(checks: list[TagCheck]) -> tuple[list[Problem], list]:
         if c.target_type != "commit":
             problems.append(Problem("PC008", f"the tag points at a {c.target_type or 'missing object'}, not a commit", c.prompt_id, c.version))
             continue
-        trailers = gitstore.parse_trailers(c.row[-1])
-        recorded = trailers.get(TRAILER_HASH, "")
-        if c.tag_header != c.tag:
+        if c.tag_header != c.tag:  # its trailers then name the version it was copied from: one finding
             problems.append(
                 Problem("PC005", f"the tag object is named {c.tag_header!r} but stored as {c.tag}: a tag copied to another name", c.prompt_id, c.version)
             )
-        named_prompt, named_version = trailers.get("Promptctl-Prompt"), trailers.get("Promptctl-Version")
-        if c.tag_header != c.tag:
-            pass  # reported above; its trailers name the version it was copied from
-        elif (named_prompt and named_prompt != c.prompt_id) or (named_version and named_version != c.version):
-            problems.append(
-                Problem(
-                    "PC005",
-                    f"its trailers name {named_prompt or '?'} {named_version or '?'}: the message was copied from another version",
-                    c.prompt_id,
-                    c.version,
+        contents = c.row[-1]
+        if "-----BEGIN " in contents:  # a signed tag: %(contents) ends in the signature, not the trailers
+            for marker in _SIGNATURE_START:
+                contents = contents.split(marker, 1)[0]
+        info = _version_from_row([*c.row[:-1], contents])
+        if c.tag_header == c.tag and (
+            f"Promptctl-Prompt: {c.prompt_id}\n" not in contents or f"Promptctl-Version: {c.version}\n" not in contents
+        ):
+            trailers = gitstore.parse_trailers(contents)
+            named_prompt, named_version = trailers.get("Promptctl-Prompt"), trailers.get("Promptctl-Version")
+            if (named_prompt and named_prompt != c.prompt_id) or (named_version and named_version != c.version):
+                problems.append(
+                    Problem(
+                        "PC005",
+                        f"its trailers name {named_prompt or '?'} {named_version or '?'}: the message was copied from another version",
+                        c.prompt_id,
+                        c.version,
+                    )
                 )
-            )
+        recorded = info.template_hash if info is not None else ""
         if not HASH_RE.fullmatch(recorded):
             what = f"a malformed {TRAILER_HASH} ({recorded!r})" if recorded else f"no {TRAILER_HASH} trailer"
             problems.append(Problem("PC002", f"the tag has {what}; it was not made by 'promptctl commit'", c.prompt_id, c.version))
             continue
-        info = _version_from_row(c.row)
-        if info is not None:
-            versions.append(info)
+        versions.append(info)
     for pid, have in sorted(numbers.items()):
         for missing in sorted(set(range(1, max(have) + 1)) - have):
             problems.append(
@@ -747,8 +750,8 @@ def _check_signatures(channel_mod, repo, prompt_ids: Sequence[str] | None) -> li
     return [
         Problem(
             "PC023",
-            f"move {c.commit[:12]} ({c.action} to {c.serves} by {c.author}) is {c.status}"
-            + (f": {c.detail}" if c.detail and c.status != "unsigned" else "")
+            f"move {c.commit[:12]} ({c.action} to {c.serves} by {c.author}) "
+            + ("is not signed" if c.status == "unsigned" else f"has a signature that does not pass ({c.status}: {c.detail})")
             + "; channels.require_signed lists this channel",
             c.prompt_id,
             channel=c.channel,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -251,8 +252,40 @@ def test_unsigned_moves_fail_where_the_config_requires_signatures(promoted_repo)
     assert proc.returncode == 1
     line = next(x for x in proc.stdout.splitlines() if "PC023" in x)
     assert line.startswith(f"{PROMPT}@production: PC023 move ")
-    assert "unsigned" in line
+    assert "is not signed; channels.require_signed lists this channel" in line
     assert "@current" not in proc.stdout  # only the channels the config names
+
+
+def ssh_signing(repo: Path, keys: Path, trusted: bool = True) -> None:
+    keys.mkdir(exist_ok=True)
+    key = keys / "signer"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", str(key)], check=True)
+    allowed = keys / "allowed_signers"
+    allowed.write_text(f'author@example.com namespaces="git" {key.with_suffix(".pub").read_text().strip()}\n' if trusted else "")
+    for name, value in (("gpg.format", "ssh"), ("user.signingkey", str(key)), ("gpg.ssh.allowedSignersFile", str(allowed))):
+        git(repo, "config", name, value)
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen is not installed")
+def test_signed_moves_and_signed_tags_pass_and_untrusted_keys_fail(versioned_repo, tmp_path):
+    from promptctl.channels import ChannelStore
+    from promptctl.registry import PromptRepo
+
+    ssh_signing(versioned_repo, tmp_path / "keys")
+    config = versioned_repo / "promptctl.yaml"
+    config.write_text(config.read_text().replace("require_signed: []", "require_signed: [production]"))
+    ChannelStore(PromptRepo.open(versioned_repo)).promote(PROMPT, "v1", channel="production", reason="release")
+    # The same tag, re-made signed (same commit, same message): %(contents) now ends in a signature.
+    commit = git(versioned_repo, "rev-parse", f"{PROMPT}/v1^{{commit}}").strip()
+    message = tag_message(versioned_repo, f"{PROMPT}/v1")
+    git(versioned_repo, "tag", "-d", f"{PROMPT}/v1")
+    git(versioned_repo, "tag", "-s", f"{PROMPT}/v1", "-m", message, commit)
+    code, report = verify_json(versioned_repo)
+    assert code == 0, report
+    (tmp_path / "keys" / "allowed_signers").write_text("")  # nobody is trusted any more
+    code, report = verify_json(versioned_repo)
+    assert [(p["code"], p["channel"]) for p in report["problems"]] == [("PC023", "production")]
+    assert "has a signature that does not pass (untrusted-key" in report["problems"][0]["message"]
 
 
 # -- render checks ------------------------------------------------------------------------------------------------
