@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .split import bucket, random_bucket, thresholds
+
 if TYPE_CHECKING:
     from ..promptfile import PromptDefinition
     from ..render import CompiledPrompt
@@ -47,8 +49,6 @@ class ChannelEntry:
         versions: list[VersionEntry],
         stale: bool = False,
     ):
-        from .split import thresholds
-
         self.snapshot = snapshot
         self.deadline = deadline
         self.stale = stale
@@ -59,6 +59,14 @@ class ChannelEntry:
             self.single = None
             bounds = thresholds([s.percent for s in snapshot.serves])
             self.choices = tuple(zip(bounds, reversed(versions), strict=True))
+
+    def pick(self, prompt_id: str, channel: str, key: Any) -> VersionEntry:
+        """The version a split serves to ``key`` (the documented bucket; a random one without a key)."""
+        value = random_bucket() if key is None else bucket(prompt_id, channel, key)
+        for bound, entry in self.choices:
+            if value < bound:
+                return entry
+        return self.choices[-1][1]
 
     def marked_stale(self, deadline: float) -> ChannelEntry:
         entry = ChannelEntry.__new__(ChannelEntry)

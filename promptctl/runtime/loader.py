@@ -11,21 +11,19 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import get_current_span
 
-from ..errors import (
-    PromptctlError,
-    RegistryUnavailable,
-    UnknownChannel,
-    UsageError,
-)
 from . import presets
-from .cache import ChannelEntry, VersionEntry
 from .prompt import ResolvedPrompt, set_missing_attributes
-from .source import Source
-from .split import bucket, choose, random_bucket
+
+# Imported on first use (a load, an error), so `import promptctl.runtime` stays close to `import opentelemetry.trace`:
+# ..errors, .cache (ChannelEntry, VersionEntry, and .split through it), .source.
+if TYPE_CHECKING:
+    from ..errors import PromptctlError
+    from .cache import ChannelEntry, VersionEntry
+    from .source import Source
 
 logger = logging.getLogger("promptctl")
 
@@ -89,12 +87,18 @@ class Registry:
         if path_or_url is None:
             path_or_url = os.environ.get("PROMPTCTL_REPO")
             if not path_or_url:
+                from ..errors import UsageError
+
                 raise UsageError("no registry: pass promptctl.Registry(path) or set PROMPTCTL_REPO")
         try:
             self.ttl = float(ttl)
         except (TypeError, ValueError):
+            from ..errors import UsageError
+
             raise UsageError(f"ttl must be a number of seconds, not {ttl!r}") from None
         if self.ttl < 0:
+            from ..errors import UsageError
+
             raise UsageError("ttl must not be negative")
         if channel is not None:
             from ..spec import validate_channel
@@ -166,7 +170,7 @@ class Registry:
                     return self._serve_fallback(prompt_id, channel_name, fallback, locale, tier, variant)
             entry = centry.single
             if entry is None:
-                entry = choose(centry.choices, random_bucket() if key is None else bucket(prompt_id, channel_name, key))
+                entry = centry.pick(prompt_id, channel_name, key)
             stale = centry.stale
         resolved = entry.resolved.get((locale, tier, variant, channel_name, stale))
         if resolved is None:
@@ -196,6 +200,8 @@ class Registry:
                     self._variants = dict(config.variants)
 
     def _default_channel(self) -> str:
+        from ..errors import PromptctlError
+
         if self._channel is None:
             try:
                 self._channel = self._source.default_channel() or _DEFAULT_CHANNEL
@@ -205,6 +211,8 @@ class Registry:
 
     def _variant_channel(self, prompt_id: str, variant: str) -> bool:
         """Whether ``variant`` maps to a channel this prompt has (checked again after the TTL)."""
+        from ..errors import PromptctlError
+
         if self._variants is None:
             try:
                 self._config()
@@ -217,9 +225,13 @@ class Registry:
         return until is None or monotonic() >= until
 
     def _version_entry(self, prompt_id: str, version: str, template_hash: str | None) -> VersionEntry:
+        from .cache import VersionEntry
+
         entry = self._versions.get((prompt_id, version))
         if entry is not None:
             if template_hash and entry.definition.template_hash != template_hash:
+                from ..errors import RegistryUnavailable
+
                 raise RegistryUnavailable(
                     f"{prompt_id} {version}: the channel records hash {template_hash[:12]} but the version hashes to "
                     f"{entry.definition.template_hash[:12]}"
@@ -249,6 +261,9 @@ class Registry:
         self, prompt_id: str, channel: str, old: ChannelEntry | None, has_fallback: bool, via_variant: bool = False
     ) -> ChannelEntry | None:
         """Re-read a channel after its TTL (or for the first time). Never raises once something was served."""
+        from ..errors import UnknownChannel
+        from .cache import ChannelEntry, VersionEntry
+
         key = (prompt_id, channel)
         if old is not None:
             if not self._lock.acquire(blocking=False):
@@ -346,7 +361,11 @@ class Registry:
         tier: str | None,
         variant: str | None,
     ) -> ResolvedPrompt:
+        from .cache import VersionEntry
+
         if fallback is None:  # defensive: the callers only get here with a fallback
+            from ..errors import RegistryUnavailable
+
             raise RegistryUnavailable(f"nothing loaded for {prompt_id} from {self.location}")
         source = fallback if isinstance(fallback, str) else _chat_source(fallback)
         key = (prompt_id, source)
@@ -397,6 +416,8 @@ class Registry:
 
 def _typed(exc: BaseException, location: str) -> PromptctlError:
     """A typed error for the caller: the registry's own errors as they are, anything else as unavailable."""
+    from ..errors import PromptctlError, RegistryUnavailable
+
     if isinstance(exc, PromptctlError):
         return exc
     if isinstance(exc, OSError):

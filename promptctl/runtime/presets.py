@@ -19,9 +19,7 @@ Every preset also writes promptctl's identity (``prompt.id``, ``prompt.version``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
-
-from ..errors import UsageError
+from typing import Any
 
 # When an attribute is written.
 ALWAYS = "always"
@@ -33,16 +31,23 @@ WITH_VARIABLES = "include_variables=True"
 VENDOR = "promptctl"
 
 
-class AttributeSpec(NamedTuple):
-    name: str
-    field: str  # a ResolvedPrompt field, or "vendor" / "version_number" / "template" / "variables"
-    type: str
-    when: str
-    description: str
+class AttributeSpec:
+    """One attribute of a preset: its name, where its value comes from, and when it is written."""
+
+    __slots__ = ("name", "field", "type", "when", "description")
+
+    def __init__(self, name: str, field: str, type_: str, when: str, description: str):
+        self.name = name
+        self.field = field  # a ResolvedPrompt field, or "vendor" / "version_number" / "template" / "variables"
+        self.type = type_
+        self.when = when
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"<AttributeSpec {self.name} ({self.when})>"
 
 
-def _spec(name: str, field: str, type_: str, when: str, description: str) -> AttributeSpec:
-    return AttributeSpec(name, field, type_, when, description)
+_spec = AttributeSpec
 
 
 ID = _spec("prompt.id", "id", "string", ALWAYS, "prompt id (its directory name)")
@@ -114,6 +119,8 @@ def resolve_schema(schema: str | Iterable[str] | None) -> tuple[AttributeSpec, .
     for name in names:
         preset = PRESETS.get(name)
         if preset is None:
+            from ..errors import UsageError
+
             raise UsageError(f"unknown attribute schema {name!r}: use one of {', '.join(PRESETS)}")
         for spec in preset:
             specs.setdefault(spec.name, spec)

@@ -9,10 +9,9 @@ and the base the rest.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 BUCKETS = 10000
-T = TypeVar("T")
 
 _sha256: Any = None  # hashlib and random load on the first split, not at import
 _randrange: Any = None
@@ -50,11 +49,3 @@ def thresholds(percents: Sequence[int]) -> tuple[int, ...]:
     if bounds:
         bounds[-1] = BUCKETS
     return tuple(bounds)
-
-
-def choose(choices: Sequence[tuple[int, T]], value: int) -> T:
-    """The item whose bound is the first one above ``value`` (``choices`` as made from ``thresholds``)."""
-    for bound, item in choices:
-        if value < bound:
-            return item
-    return choices[-1][1]
