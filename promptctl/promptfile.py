@@ -230,10 +230,12 @@ def resolve_include(name: Any, where: str) -> str:
 _OPENER = re.compile(r"\{[{%#]")
 _CLOSERS = ("}}", "%}", "#}")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+_NESTING = re.compile(r"[\"'()\[\]{}]")
 DATA_MARK = "\x00"
 _CACHE_LIMIT = 20_000
 _references: dict[tuple[str, str], tuple[str, ...]] = {}
 _metas: dict[bytes, bytes] = {}
+_shapes: dict[str, tuple[str | None]] = {}
 
 
 def template_shape(source: str) -> str | None:
@@ -267,6 +269,11 @@ def template_shape(source: str) -> str | None:
             pos = close + 2
             continue
         closer = "}}" if kind == "{" else "%}"
+        close = source.find(closer, start + 2)
+        if close >= 0 and not _NESTING.search(source, start + 2, close):
+            parts.append(source[start : close + 2])  # no string, no bracket: the first closer ends the tag
+            pos = close + 2
+            continue
         i = start + 2
         stack: list[str] = []
         while True:
@@ -293,6 +300,16 @@ def template_shape(source: str) -> str | None:
         pos = i + 2
 
 
+def shape_of(source: str) -> str | None:
+    """``template_shape(source)``, memoised by the exact text."""
+    cached = _shapes.get(source)
+    if cached is None:
+        cached = _shapes[source] = (template_shape(source),)
+        if len(_shapes) > _CACHE_LIMIT:
+            _shapes.clear()
+    return cached[0]
+
+
 def _memo_put(cache: dict, key, value) -> None:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
@@ -302,15 +319,15 @@ def _memo_put(cache: dict, key, value) -> None:
 def referenced_templates(env, source: str, where: str) -> list[str]:
     """Registry-relative names a template includes (or imports), checked; TemplateSyntaxError when it does
     not parse. Memoised per template shape: errors are never memoised, so their messages stay exact."""
-    from jinja2 import meta as jmeta
-
     cached = _references.get(("text", source))
     if cached is not None:
         return list(cached)
-    shape = template_shape(source)
+    shape = shape_of(source)
     key = ("shape", shape) if shape is not None else ("text", source)
     cached = _references.get(key)
     if cached is None:
+        from jinja2 import meta as jmeta
+
         ast = _parse(env, source, where)
         cached = tuple(resolve_include(name, where) for name in jmeta.find_referenced_templates(ast))
         _memo_put(_references, key, cached)
@@ -318,16 +335,20 @@ def referenced_templates(env, source: str, where: str) -> list[str]:
     return list(cached)
 
 
+_INCLUDE_HINT = re.compile(rb"""\{%[-+]?\s*(?:include|import|from|extends)\s+["']([^"'\\\n]+)["']""")
+
+
 def body_includes(files: Mapping[str, bytes]) -> set[str]:
-    """Best-effort names the bodies among ``files`` include directly (files that fail to parse add nothing):
+    """Names the bodies among ``files`` seem to include directly (literal names only, found by a pattern):
     a hint for batching partial reads before ``load_prompt``, which stays the authority."""
     names: set[str] = set()
     for name, data in files.items():
-        if name.startswith("body") and name.endswith(".j2"):
-            try:
-                names.update(referenced_templates(_jinja_env(), normalize_text(data, name), name))
-            except InvalidContent:
-                continue
+        if name.startswith("body") and name.endswith(".j2") and b"{%" in data:
+            for found in _INCLUDE_HINT.findall(data):
+                try:
+                    names.add(resolve_include(found.decode("utf-8"), name))
+                except (InvalidContent, UnicodeDecodeError):
+                    continue
     return names
 
 
