@@ -441,3 +441,24 @@ def test_a_forked_child_gets_its_own_object_reader(runtime_repo):
         child_text = reader.read()
     os.waitpid(pid, 0)
     assert "VERSION TWO" in parent_text and "VERSION TWO" in child_text and "child" in child_text
+
+
+def test_variant_without_its_channel_with_ttl_zero(runtime_repo):
+    registry = promptctl.Registry(runtime_repo, ttl=0)
+    for _ in range(3):
+        prompt = registry.get("ticket_summarizer", variant="treatment")
+        assert (prompt.version, prompt.channel) == ("v1", "current")
+    promote(runtime_repo, "ticket_summarizer", "experiment-b", "v1")  # the experiment starts: seen at once
+    assert registry.get("ticket_summarizer", variant="treatment").channel == "experiment-b"
+
+
+def test_deleted_channel_ref_keeps_serving_stale(runtime_repo):
+    from conftest import git
+
+    registry = promptctl.Registry(runtime_repo, ttl=0)
+    assert registry.get(SIC, channel="production").version == "v1"
+    git(runtime_repo, "update-ref", "-d", f"refs/promptctl/channels/{SIC}/production")
+    prompt = registry.get(SIC, channel="production")
+    assert (prompt.version, prompt.stale) == ("v1", True)
+    with pytest.raises(UnknownChannel):  # a registry that never served it gets the typed error
+        promptctl.Registry(runtime_repo).get(SIC, channel="production")
