@@ -18,16 +18,23 @@ SHORT_LENGTH = 12
 _CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+TRAILING_WHITESPACE = " \t\n\r\f\v"  # ASCII only, so the recipe is the same in every language
+
+
 def normalize_text(data: bytes, where: str = "file") -> str:
-    """Decode UTF-8 (dropping a BOM), turn CRLF / CR into LF, trim trailing whitespace, end with one LF."""
+    """Decode UTF-8 (dropping a BOM), turn CRLF / CR into LF, trim trailing whitespace, end with one LF.
+
+    Trailing whitespace means the ASCII characters space, tab, LF, CR, FF and VT (not Unicode spaces).
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NotUtf8(f"{where}: not valid UTF-8 (byte {exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise NotUtf8(f"{where}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.rstrip() + "\n"
+    return text.rstrip(TRAILING_WHITESPACE) + "\n"
 
 
 def canonical_document(meta: Mapping[str, Any], files: Mapping[str, str]) -> bytes:

@@ -171,7 +171,7 @@ def test_symlink_pointing_outside_is_not_followed(versioned_repo, tmp_path):
 
 def test_body_that_is_not_utf8(versioned_repo):
     (versioned_repo / "prompts" / CLASSIFIER / "body.j2").write_bytes("Kategorie für {{ message }}\n".encode("latin-1"))
-    fails(versioned_repo, 4, "commit", CLASSIFIER, "-m", "m", contains=f"prompts/{CLASSIFIER}/body.j2: not valid UTF-8")
+    fails(versioned_repo, 4, "commit", CLASSIFIER, "-m", "m", contains=f"prompts/{CLASSIFIER}/body.j2:1: not valid UTF-8 (byte 0xfc")
 
 
 def test_status_reports_invalid_prompts_and_exits_4(versioned_repo):
