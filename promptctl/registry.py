@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,25 +41,46 @@ class PromptStatus:
     error: str | None = None
 
 
-def _version_from_row(row: list[str]) -> VersionInfo | None:
-    refname, tag_oid, commit, name, email, date, contents = row
-    parsed = parse_tag_name(refname.removeprefix(TAG_PREFIX))
-    if parsed is None or not commit:  # not a version tag, or a lightweight tag
-        return None
+def _make_version(prompt_id: str, number: int, tag_oid: str, commit: str, author: str, created_at: str, contents: str) -> VersionInfo:
     trailers = gitstore.parse_trailers(contents)
     message = contents.strip()
     if "\n\n" in message and TRAILER_HASH in trailers:
         message = message.rsplit("\n\n", 1)[0].strip()
     return VersionInfo(
-        prompt_id=parsed[0],
-        number=parsed[1],
+        prompt_id=prompt_id,
+        number=number,
         tag_oid=tag_oid,
         commit=commit,
         template_hash=trailers.get(TRAILER_HASH, ""),
-        created_at=date,
-        author=f"{name} {email}".strip(),
+        created_at=created_at,
+        author=author,
         message=message,
     )
+
+
+def _version_from_row(row: list[str]) -> VersionInfo | None:
+    refname, tag_oid, commit, name, email, date, contents = row
+    parsed = parse_tag_name(refname.removeprefix(TAG_PREFIX))
+    if parsed is None or not commit:  # not a version tag, or a lightweight tag
+        return None
+    return _make_version(parsed[0], parsed[1], tag_oid, commit, f"{name} {email}".strip(), date, contents)
+
+
+_SIGNATURE_START = ("-----BEGIN PGP SIGNATURE-----", "-----BEGIN SSH SIGNATURE-----", "-----BEGIN SIGNED MESSAGE-----")
+
+
+def _version_from_tag_object(prompt_id: str, number: int, tag_oid: str, data: bytes) -> VersionInfo | None:
+    """A version from a raw annotated tag object (None for anything else, e.g. a lightweight tag's commit)."""
+    headers, contents = gitstore.parse_commit_or_tag(data)
+    if headers.get("type") != "commit" or "object" not in headers:
+        return None
+    for marker in _SIGNATURE_START:  # %(contents) of a signed tag ends in its signature: not part of the message
+        contents = contents.split(marker, 1)[0]
+    author, created_at = gitstore.parse_ident(headers.get("tagger", ""))
+    return _make_version(prompt_id, number, tag_oid, headers["object"], author, created_at, contents)
+
+
+_VERSION_REF = re.compile(rb"^refs/tags/([a-z0-9][a-z0-9_-]{0,99})/v([1-9][0-9]{0,8})\0([0-9a-f]{40,64})$", re.MULTILINE)
 
 
 class PromptRepo:
@@ -173,7 +195,7 @@ class PromptRepo:
 
     # -- versions ---------------------------------------------------------------------------------------
     def versions(self, prompt_id: str | None = None) -> list[VersionInfo]:
-        """Version tags, oldest first per prompt; one ``for-each-ref`` call."""
+        """Version tags, oldest first per prompt (all prompts, or one); one ``for-each-ref`` call."""
         if prompt_id:
             return self.versions_of([prompt_id])
         rows = gitstore.for_each_ref(self.root, ["refs/tags/"], TAG_FIELDS)
@@ -186,6 +208,49 @@ class PromptRepo:
         for version in self.versions():
             grouped.setdefault(version.prompt_id, []).append(version)
         return grouped
+
+    def version_refs(self, prompt_ids: Iterable[str] | None = None) -> dict[str, list[tuple[int, str]]]:
+        """prompt id -> [(version number, tag object id)], ascending, from the ref store alone (no object is
+        read: cheap for 20,000 tags). Lightweight tags are filtered out later, by ``load_versions``."""
+        wanted = None if prompt_ids is None else {validate_id(p) for p in prompt_ids}
+        if wanted is not None and not wanted:
+            return {}
+        patterns = [f"refs/tags/{p}/" for p in sorted(wanted)] if wanted is not None and len(wanted) <= 200 else ["refs/tags/"]
+        refs: dict[str, list[tuple[int, str]]] = {}
+        for prompt_id, number, oid in _VERSION_REF.findall(gitstore.ref_listing(self.root, patterns)):
+            pid = prompt_id.decode()
+            if wanted is None or pid in wanted:
+                refs.setdefault(pid, []).append((int(number), oid.decode()))
+        for found in refs.values():
+            found.sort()
+        return dict(sorted(refs.items()))
+
+    def load_versions(self, refs: Sequence[tuple[str, int, str]]) -> list[VersionInfo]:
+        """Versions from (prompt id, number, tag object id) triples: one ``cat-file --batch`` round trip,
+        only for the tags asked for. Refs that are not annotated tags of a commit are left out."""
+        found = []
+        for (pid, number, oid), obj in zip(refs, self.reader.read_many([oid for _, _, oid in refs]), strict=True):
+            if obj is not None and obj.type == "tag":
+                version = _version_from_tag_object(pid, number, oid, obj.data)
+                if version is not None:
+                    found.append(version)
+        return found
+
+    def latest_versions(
+        self, prompt_ids: Iterable[str] | None = None, refs: dict[str, list[tuple[int, str]]] | None = None
+    ) -> dict[str, VersionInfo]:
+        """The latest version of each of these prompts (default: every prompt) that has one; reads one tag
+        object per prompt, not every version. ``refs``: a ``version_refs`` result already at hand."""
+        if refs is None:
+            refs = self.version_refs(prompt_ids)
+        latest: dict[str, VersionInfo] = {}
+        pending = {pid: list(found) for pid, found in refs.items()}
+        while pending:  # the newest ref of a prompt may be a lightweight tag: fall back to the one before
+            batch = [(pid, *found.pop()) for pid, found in pending.items()]
+            for version in self.load_versions(batch):
+                latest[version.prompt_id] = version
+            pending = {pid: found for pid, found in pending.items() if pid not in latest and found}
+        return dict(sorted(latest.items()))
 
     def known_prompt(self, prompt_id: str) -> bool:
         validate_id(prompt_id)
@@ -287,9 +352,10 @@ class PromptRepo:
 
     # -- status and commit ---------------------------------------------------------------------------------
     def status(self, prompt_ids: Iterable[str] | None = None) -> list[PromptStatus]:
-        latest = {pid: vs[-1] for pid, vs in self.versions_by_prompt().items()}
+        ids = list(prompt_ids) if prompt_ids is not None else self.prompt_ids()
+        latest = self.latest_versions(ids)
         result = []
-        for prompt_id in prompt_ids if prompt_ids is not None else self.prompt_ids():
+        for prompt_id in ids:
             last = latest.get(prompt_id)
             try:
                 definition = self.working_definition(prompt_id)
@@ -310,14 +376,17 @@ class PromptRepo:
         return result
 
     def _check_head(self) -> tuple[str, str]:
+        """(branch ref, its commit); BadHead when HEAD is detached or the branch has no commit yet."""
         proc = gitstore.run(["symbolic-ref", "-q", "HEAD"], self.root, check=False)
         if proc.returncode != 0:
             raise BadHead("HEAD is detached: check out a branch before 'promptctl commit'")
         branch = proc.stdout.decode().strip()
-        head = gitstore.rev_parse(self.root, "HEAD")
-        if head is None:
-            raise BadHead(f"branch {branch.removeprefix('refs/heads/')} has no commits yet: make a first commit, then run promptctl commit")
-        return branch, head
+        head = self.reader.read(branch)  # the running cat-file answers: no extra rev-parse process
+        if head is None or head.type != "commit":
+            raise BadHead(
+                f"branch {branch.removeprefix('refs/heads/')} has no commits yet: make a first commit, then run promptctl commit"
+            )
+        return branch, head.oid
 
     def commit(self, prompt_ids: Sequence[str], message: str) -> list[VersionInfo]:
         """Commit only these prompts' files (and the partials they include), then tag one version each.
@@ -331,7 +400,7 @@ class PromptRepo:
 
         The branch update and every new tag land in one atomic ref transaction (all or nothing; existing
         tags are never moved). When HEAD already holds exactly these files, the tags point at HEAD and no
-        empty commit is made.
+        empty commit is made. About ten git processes whatever the size of the registry.
         """
         from .errors import UsageError
 
@@ -352,8 +421,13 @@ class PromptRepo:
         paths = {f"{reg}/{pid}" for pid in ids}
         partials = sorted({p for d in definitions.values() for p in d.partials})
         paths.update(f"{reg}/{p}" for p in partials)
-        # The registry's own config travels with its first version, so a clone is a working registry.
-        if gitstore.run(["cat-file", "-e", f"{head}:{CONFIG_FILE}"], self.root, check=False).returncode != 0:
+        # One batched read answers: HEAD's tree, whether the registry config is tracked yet, and the partials
+        # as HEAD has them (to tell the user which shared partials this version changes).
+        head_commit, config_blob, *head_partials = self.reader.read_many(
+            [head, f"{head}:{CONFIG_FILE}", *(f"{head}:{reg}/{p}" for p in partials)]
+        )
+        head_tree = gitstore.parse_commit_or_tag(head_commit.data)[0].get("tree") if head_commit else None
+        if config_blob is None:  # the registry's own config travels with its first version: a clone just works
             paths.add(CONFIG_FILE)
         pathspec = sorted(paths)
 
@@ -364,43 +438,35 @@ class PromptRepo:
             tree = gitstore.output(["write-tree"], self.root, env=env).strip()
         numbers = {pid: latest[pid].number + 1 if pid in latest else 1 for pid in ids}
         names = ", ".join(f"{pid}/v{numbers[pid]}" for pid in ids)
-        head_tree = gitstore.rev_parse(self.root, f"{head}^{{tree}}")
         if tree == head_tree:
-            commit, changed = head, []
+            commit = head
+            changed: list[str] = []
         else:
             commit = gitstore.commit_tree(self.root, tree, [head], f"{message.strip()}\n\nprompts: {names}\n")
-            changed = []
-            if partials:
-                diff = gitstore.output(
-                    ["diff-tree", "-r", "--name-only", "--no-renames", head, commit, "--", *(f"{reg}/{p}" for p in partials)],
-                    self.root,
-                )
-                changed = [line.removeprefix(f"{reg}/") for line in diff.splitlines() if line]
+            changed = [
+                p
+                for p, before in zip(partials, head_partials, strict=True)
+                if before is None or before.data != self._read_working_partial(p)
+            ]
 
         tagger = gitstore.ident(self.root)
+        author, created_at = gitstore.parse_ident(tagger)
         updates: list[tuple[str, str, str | None]] = [] if commit == head else [(branch, commit, head)]
+        made = []
         for pid, definition in definitions.items():
             name = tag_name(pid, numbers[pid])
             text = (
                 f"{message.strip()}\n\nPromptctl-Prompt: {pid}\nPromptctl-Version: v{numbers[pid]}\n"
                 f"{TRAILER_HASH}: {definition.template_hash}\n"
             )
-            updates.append((TAG_PREFIX + name, gitstore.tag_object(self.root, name, commit, text, tagger), None))
+            oid = gitstore.tag_object(self.root, name, commit, text, tagger)
+            updates.append((TAG_PREFIX + name, oid, None))
+            made.append(_make_version(pid, numbers[pid], oid, commit, author, created_at, text))
         gitstore.update_refs(self.root, updates, f"promptctl commit: {names}")
         if commit != head:
             # The committed paths now match HEAD: drop any staged state for them so `git status` is clean there.
             gitstore.run(["reset", "-q", "HEAD", "--", *pathspec], self.root, check=False)
-        made = {v.tag: v for v in self.versions_of(ids)}
-        return CommitResult(
-            versions=[made[tag_name(pid, numbers[pid])] for pid in ids], commit=commit, changed_partials=changed
-        )
-
-    def latest_versions(self, prompt_ids: Sequence[str]) -> dict[str, VersionInfo]:
-        """The latest version of each of these prompts that has one."""
-        latest: dict[str, VersionInfo] = {}
-        for version in self.versions_of(prompt_ids):
-            latest[version.prompt_id] = version  # oldest first per prompt: the last one wins
-        return latest
+        return CommitResult(versions=made, commit=commit, changed_partials=changed)
 
     def versions_of(self, prompt_ids: Sequence[str]) -> list[VersionInfo]:
         """Version tags of these prompts only, oldest first per prompt; one ``for-each-ref`` call."""

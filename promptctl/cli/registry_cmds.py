@@ -272,29 +272,28 @@ def register(app: typer.Typer) -> None:
         from promptctl.cli.output import emit_json, table
 
         r = _open(repo)
-        by_prompt = r.versions_by_prompt()
-        ids = sorted(set(by_prompt) | set(r.prompt_ids()))
+        refs = r.version_refs()
+        latest = r.latest_versions(refs=refs)
+        ids = sorted(set(refs) | set(r.prompt_ids()))
         channels = _channels_by_prompt(r)
         if json_out:
             out = []
             for pid in ids:
-                versions = by_prompt.get(pid)
-                entry = versions[-1].to_json() if versions else _unversioned_json(pid)
-                entry["versions"] = len(versions or [])
+                entry = latest[pid].to_json() if pid in latest else _unversioned_json(pid)
+                entry["versions"] = len(refs.get(pid, []))
                 entry["channels"] = {s.channel: s.to_json()["serves"] for s in channels.get(pid, [])}
                 out.append(entry)
             emit_json(out)
             return
         rows = []
         for pid in ids:
-            versions = by_prompt.get(pid)
-            latest = versions[-1] if versions else None
+            v = latest.get(pid)
             rows.append(
                 (
                     pid,
-                    latest.version if latest else "-",
-                    _short(latest.template_hash) if latest else "-",
-                    _date(latest.created_at) if latest else "-",
+                    v.version if v else "-",
+                    _short(v.template_hash) if v else "-",
+                    _date(v.created_at) if v else "-",
                     _channel_labels(channels.get(pid, [])),
                 )
             )
