@@ -144,7 +144,8 @@ def _span_provider(path: str):
     except OSError as exc:
         raise NotWritable(f"--spans {path}: cannot write: {exc.strerror or exc}") from None
     provider = TracerProvider(resource=Resource.create({"service.name": "promptctl-eval"}))
-    provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileExporter(path)))
+    # A queue far larger than the default 2,048: an eval is a burst, and a full queue drops spans.
+    provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileExporter(path), max_queue_size=1 << 20, max_export_batch_size=2048))
     promptctl.instrument(provider)
     trace.set_tracer_provider(provider)  # ignored (with OTel's warning) when the target already set one
     return provider
