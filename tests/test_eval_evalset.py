@@ -99,6 +99,22 @@ def test_a_bad_yaml_eval_set_names_the_line(tmp_path, text, line, message):
     assert "\n" not in str(caught.value)
 
 
+def test_yaml_anchors_and_merge_keys_for_shared_conditions(tmp_path):
+    text = """\
+rubrics: [exact_match]
+x-enterprise-de: &de {conditions: {locale: de, tier: enterprise}, expected: refund}
+items:
+  - <<: *de
+    id: a
+  - <<: *de
+    id: b
+    expected: cancel_order
+"""
+    first, second = load_evalset(write(tmp_path, "set.yaml", text)).items
+    assert (first.id, first.locale, first.tier, first.expected) == ("a", "de", "enterprise", "refund")
+    assert (second.id, second.expected, second.line) == ("b", "cancel_order", 6)
+
+
 def test_a_bad_jsonl_line_names_its_line(tmp_path):
     path = write(tmp_path, "bad.jsonl", '{"id": "a", "expected": "x"}\n\n{"id": "b", "expected": \n')
     with pytest.raises(InvalidContent, match=r"bad\.jsonl:3: invalid JSON"):

@@ -237,6 +237,8 @@ def _yaml_root(text: str, where: str):
     loader = loader_cls(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _refuse_duplicate_keys(node, where)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -248,15 +250,37 @@ def _yaml_root(text: str, where: str):
     return data, node
 
 
+def _refuse_duplicate_keys(root, where: str) -> None:
+    """A key given twice in one mapping is an error (YAML would silently keep the last). Checked on the
+    composed nodes, before construction flattens ``<<`` merge keys into the mapping."""
+    import yaml
+
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                stack.append(value_node)
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in lines:
+                    raise InvalidContent(f"{where}:{line}: key {key_node.value!r} given twice (first on line {lines[key_node.value]})")
+                lines[key_node.value] = line
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
 def _key_lines(node, where: str) -> dict[str, int]:
-    """Mapping node -> {key: line}; a key given twice is an error (YAML would silently keep the last)."""
+    """Mapping node -> {key: line} (a key merged in with ``<<`` and then given again: the later line)."""
     lines: dict[str, int] = {}
     for key_node, _value in getattr(node, "value", ()):
-        key = key_node.value
-        line = key_node.start_mark.line + 1
-        if key in lines:
-            raise InvalidContent(f"{where}:{line}: key {key!r} given twice (first on line {lines[key]})")
-        lines[key] = line
+        lines[key_node.value] = key_node.start_mark.line + 1
     return lines
 
 
@@ -347,8 +371,11 @@ def _parse_yaml(text: str, where: str):
         raise InvalidContent(f"{where}:1: an eval set is a mapping with 'rubrics' and 'items' (or a list of items)")
     lines = _key_lines(node, where)
     for key in data:
-        if key not in TOP_KEYS:
-            raise InvalidContent(f"{where}:{lines.get(key, 1)}: unknown key {key!r}; use {', '.join(TOP_KEYS)}")
+        if key not in TOP_KEYS and not (isinstance(key, str) and key.startswith(("x-", "_"))):
+            raise InvalidContent(
+                f"{where}:{lines.get(key, 1)}: unknown key {key!r}; use {', '.join(TOP_KEYS)} "
+                "(or an x- key for YAML anchors)"
+            )
     prompt = data.get("prompt")
     if prompt is not None and (not isinstance(prompt, str) or not ID_PATTERN.fullmatch(prompt)):
         raise InvalidContent(f"{where}:{lines['prompt']}: prompt must be a prompt id (e.g. support_intent_classifier)")
@@ -380,7 +407,6 @@ def _rubrics_from_nodes(values: Any, node, where: str, line: int) -> list[Rubric
             continue
         if not isinstance(value, dict):
             raise InvalidContent(f"{at}: a rubric is a name (exact_match) or a mapping with type and parameters")
-        _key_lines(child, where)  # refuses a key given twice
         params = {k: v for k, v in value.items() if k not in ("name", "type")}
         kind = value.get("type")
         if kind is None:
