@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -430,6 +429,8 @@ class PromptRepo:
         if config_blob is None:  # the registry's own config travels with its first version: a clone just works
             paths.add(CONFIG_FILE)
         pathspec = sorted(paths)
+
+        import tempfile
 
         with tempfile.TemporaryDirectory(prefix="promptctl-index-") as tmp:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}

@@ -226,3 +226,19 @@ def test_repo_option_runs_elsewhere(versioned_repo, tmp_path):
 def test_no_arguments_prints_help(tmp_path):
     proc = ok(tmp_path)
     assert "Usage: promptctl" in proc.stdout and "commit" in proc.stdout
+
+
+def test_list_and_log_fast_path_prints_what_typer_prints(versioned_repo):
+    from promptctl.cli.fastpath import parse
+
+    assert parse(["log", "x", "--json", "-C", "dir"]) == ("log", {"prompt_id": "x", "json_out": True, "repo": "dir"})
+    assert parse(["list", "--repo=dir"]) == ("list", {"json_out": False, "repo": "dir"})
+    for other in (["list", "--help"], ["log"], ["log", "a", "b"], ["list", "x"], ["log", "-x"], ["show", "x"], []):
+        assert parse(other) is None
+    for args in (("list", "--json"), ("list",), ("log", CLASSIFIER, "--json"), ("log", CLASSIFIER)):
+        fast = ok(versioned_repo, *args)
+        slow = ok(versioned_repo, *args, env={"PROMPTCTL_NO_FASTPATH": "1"})
+        assert (fast.stdout, fast.stderr) == (slow.stdout, slow.stderr)
+    fast = run_cli(versioned_repo, "log", "nope")
+    slow = run_cli(versioned_repo, "log", "nope", env={"PROMPTCTL_NO_FASTPATH": "1"})
+    assert (fast.returncode, fast.stderr) == (slow.returncode, slow.stderr) == (3, "promptctl: error: unknown prompt 'nope'\n")

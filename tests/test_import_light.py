@@ -34,8 +34,13 @@ def test_core_modules_import_their_dependencies_lazily():
     assert heavy_in(modules) == []
 
 
-def test_the_cli_entry_point_does_not_load_rich_or_the_core_for_help():
+def test_the_cli_entry_point_loads_nothing_heavy_until_a_command_runs():
     modules = loaded_after("import promptctl.cli.main")
+    assert heavy_in(modules) == []  # the typer app is built on first use
+
+
+def test_building_the_app_loads_typer_but_not_the_core():
+    modules = loaded_after("import promptctl.cli.main as m; m.app")
     assert "typer" in modules
     for name in ("rich", "git", "duckdb", "jinja2", "yaml", "pydantic"):
         assert not any(m == name or m.startswith(name + ".") for m in modules), name

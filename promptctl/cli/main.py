@@ -1,15 +1,14 @@
 """Entry point: builds the typer app from the command modules and maps errors to exit codes in one place.
 
 Command modules import only typer and the standard library at module level, so ``promptctl --help``
-stays fast; each command imports the core (and rich, GitPython, DuckDB...) when it runs.
+stays fast; each command imports the core (and rich, GitPython, DuckDB...) when it runs. The app itself is
+built on first use (``app`` below), so ``promptctl list`` / ``log`` can run without typer (``fastpath``).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-
-import typer
 
 COMMAND_MODULES = (
     "promptctl.cli.registry_cmds",
@@ -22,18 +21,34 @@ COMMAND_MODULES = (
     "promptctl.cli.drift_cmds",
 )
 
-app = typer.Typer(
-    name="promptctl",
-    help="Prompts versioned like code in Git; every trace says which prompt produced it.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain click help: keeps `promptctl --help` fast (rich loads lazily)
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+_app = None
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(app)
+
+def build_app():
+    """The typer app with every command module registered (built once)."""
+    global _app
+    if _app is None:
+        import typer
+
+        app = typer.Typer(
+            name="promptctl",
+            help="Prompts versioned like code in Git; every trace says which prompt produced it.",
+            no_args_is_help=True,
+            rich_markup_mode=None,  # plain click help: keeps `promptctl --help` fast (rich loads lazily)
+            add_completion=False,
+            pretty_exceptions_enable=False,
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
+        for module in COMMAND_MODULES:
+            importlib.import_module(module).register(app)
+        _app = app
+    return _app
+
+
+def __getattr__(name: str):
+    if name == "app":  # `from promptctl.cli.main import app` keeps working
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,12 +57,17 @@ def main(argv: list[str] | None = None) -> None:
     PromptctlError carries its own code (docs/design.md); usage errors from the argument parser exit 2;
     anything unexpected is a bug: one line and exit 70 (``PROMPTCTL_DEBUG=1`` shows the traceback).
     """
-    from promptctl.cli import coercion
+    from promptctl.cli import fastpath
 
-    coercion.install()  # plain parameters skip typer's pydantic coercion (hundreds of ms per run)
+    args = sys.argv[1:] if argv is None else list(argv)
+    code = 0
     try:
-        # With standalone_mode=False click *returns* the code of a `raise typer.Exit(n)` instead of raising.
-        code = app(args=argv, prog_name="promptctl", standalone_mode=False)
+        if not fastpath.run(args):  # `list` / `log` in their plain forms run without importing typer
+            from promptctl.cli import coercion
+
+            coercion.install()  # plain parameters skip typer's pydantic coercion (hundreds of ms per run)
+            # With standalone_mode=False click *returns* the code of a `raise typer.Exit(n)` instead of raising.
+            code = build_app()(args=args, prog_name="promptctl", standalone_mode=False)
     except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
         sys.exit(_exit_code_for(exc))
     _flush_stdout()
@@ -75,6 +95,8 @@ def _exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, BrokenPipeError):  # `promptctl list | head`: the reader went away, not an error of ours
         _silence_stdout()
         return 0
+    import typer
+
     if isinstance(exc, typer.Exit):
         return exc.exit_code
     if isinstance(exc, typer.Abort):

@@ -4,50 +4,14 @@ from __future__ import annotations
 
 import typer
 
+# Shared with the typer-free fast path (promptctl.cli.fastpath): a stdlib-only module, cheap to import.
+from promptctl.cli.registry_views import channel_states as _channels_by_prompt
+from promptctl.cli.registry_views import open_repo as _open
+from promptctl.cli.registry_views import short as _short
+
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output with stable keys.")
 REPO_OPTION = typer.Option(".", "--repo", "-C", help="Run as if started in this directory.", show_default=False)
 YAML_WIDTH = 1_000_000  # never fold long YAML lines in show/diff output
-VERSION_KEYS = ("id", "version", "tag", "template_hash", "template_hash_short", "commit", "created_at", "author", "message")
-
-
-def _open(repo: str):
-    from promptctl.registry import PromptRepo
-
-    return PromptRepo.open(repo)
-
-
-def _short(full: str | None) -> str:
-    from promptctl.hashing import short_hash
-
-    return short_hash(full) if full else "-"
-
-
-def _date(iso: str | None) -> str:
-    return iso[:19].replace("T", " ") if iso else "-"
-
-
-def _channels_by_prompt(repo) -> dict[str, list]:
-    """Channel states grouped by prompt, when the channel module is available in this build."""
-    try:
-        from promptctl.channels import ChannelStore
-    except ImportError:
-        return {}
-    grouped: dict[str, list] = {}
-    for state in ChannelStore(repo).all_states():
-        grouped.setdefault(state.prompt_id, []).append(state)
-    return grouped
-
-
-def _channel_labels(states) -> str:
-    from promptctl.model import serves_text
-
-    return ", ".join(f"{s.channel}={serves_text(s.serves)}" for s in states) or "-"
-
-
-def _unversioned_json(prompt_id: str) -> dict:
-    """The --json shape of a prompt with no version yet: the same keys as a version, set to null."""
-    return {key: None for key in VERSION_KEYS} | {"id": prompt_id}
-
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -269,70 +233,16 @@ def register(app: typer.Typer) -> None:
     @app.command("list")
     def list_(json_out: bool = JSON_OPTION, repo: str = REPO_OPTION) -> None:
         """Every prompt: latest version, hash, date, channels."""
-        from promptctl.cli.output import emit_json, table
+        from promptctl.cli.registry_views import list_prompts
 
-        r = _open(repo)
-        refs = r.version_refs()
-        latest = r.latest_versions(refs=refs)
-        ids = sorted(set(refs) | set(r.prompt_ids()))
-        channels = _channels_by_prompt(r)
-        if json_out:
-            out = []
-            for pid in ids:
-                entry = latest[pid].to_json() if pid in latest else _unversioned_json(pid)
-                entry["versions"] = len(refs.get(pid, []))
-                entry["channels"] = {s.channel: s.to_json()["serves"] for s in channels.get(pid, [])}
-                out.append(entry)
-            emit_json(out)
-            return
-        rows = []
-        for pid in ids:
-            v = latest.get(pid)
-            rows.append(
-                (
-                    pid,
-                    v.version if v else "-",
-                    _short(v.template_hash) if v else "-",
-                    _date(v.created_at) if v else "-",
-                    _channel_labels(channels.get(pid, [])),
-                )
-            )
-        table(None, ["prompt", "latest", "hash", "date", "channels"], rows)
+        list_prompts(json_out, repo)
 
     @app.command()
     def log(prompt_id: str = typer.Argument(..., metavar="ID"), json_out: bool = JSON_OPTION, repo: str = REPO_OPTION) -> None:
         """A prompt's versions, newest first."""
-        from promptctl.cli.output import emit_json, table
-        from promptctl.errors import UnknownPrompt
-        from promptctl.spec import validate_id
+        from promptctl.cli.registry_views import log_prompt
 
-        validate_id(prompt_id)
-        r = _open(repo)
-        versions = list(reversed(r.versions(prompt_id)))
-        if not versions and not r.known_prompt(prompt_id):
-            raise UnknownPrompt(f"unknown prompt {prompt_id!r}")
-        serving: dict[str, list[str]] = {}
-        for state in _channels_by_prompt(r).get(prompt_id, []) if versions else []:
-            for s in state.serves:
-                serving.setdefault(s.version, []).append(state.channel if s.percent == 100 else f"{state.channel}({s.percent}%)")
-        if json_out:
-            emit_json([{**v.to_json(), "channels": serving.get(v.version, [])} for v in versions])
-            return
-        table(
-            prompt_id,
-            ["version", "hash", "date", "author", "channels", "message"],
-            [
-                (
-                    v.version,
-                    _short(v.template_hash),
-                    _date(v.created_at),
-                    v.author,
-                    ", ".join(serving.get(v.version, [])),
-                    v.message.splitlines()[0] if v.message else "",
-                )
-                for v in versions
-            ],
-        )
+        log_prompt(prompt_id, json_out, repo)
 
     @app.command()
     def show(spec: str = typer.Argument(..., metavar="ID[@VERSION|@CHANNEL]"), json_out: bool = JSON_OPTION, repo: str = REPO_OPTION) -> None:
