@@ -32,5 +32,21 @@ step promptctl render support_reply --var customer_name=Ada --var intent=refund 
 step promptctl hash support_intent_classifier
 expect_fail promptctl commit support_intent_classifier -m "nothing changed"
 expect_fail promptctl show support_intent_classifier@v9
+
+echo "== 2. Channels: audited promote, rollout, rollback, push/pull"
+step promptctl promote support_intent_classifier v1 --reason "first release"
+step promptctl promote support_intent_classifier v2 --percent 10 --reason "canary: lower-case labels"
+step promptctl channels support_intent_classifier
+step promptctl promote support_intent_classifier v2 --percent 100 --reason "rollout done"
+step promptctl promote support_intent_classifier v2 --channel production --reason "release 1"
+step promptctl rollback support_intent_classifier --reason "labels broke a downstream parser"
+step promptctl history support_intent_classifier
+step promptctl show support_intent_classifier@current
+expect_fail promptctl promote support_intent_classifier v1 --channel production
+git init -q --bare -b main ../registry.git && git remote add origin ../registry.git && git push -q origin main
+step promptctl push
+git clone -q ../registry.git ../replica
+step promptctl pull --repo ../replica
+step promptctl show support_intent_classifier@production --repo ../replica
 echo
 echo "walkthrough finished"
