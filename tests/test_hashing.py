@@ -112,3 +112,33 @@ def test_normalisation_property(lines, newline, trailing, bom):
 def test_meta_hash_is_independent_of_insertion_order(model):
     shuffled = dict(reversed(list(model.items())))
     assert template_hash({"model": model}, FILES) == template_hash({"model": shuffled}, FILES)
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in markdown.split("```python\n")[1:]]
+
+
+def test_documented_recipes_recompute_the_hash_without_promptctl(tmp_path):
+    """The README and docs/format.md snippets, run as a user would, agree with promptctl."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from promptctl.promptfile import load_prompt
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "example-prompts" / "prompts", tmp_path / "prompts")
+    prompt_dir = tmp_path / "prompts" / "ticket_summarizer"
+    files = {p.name: p.read_bytes() for p in prompt_dir.iterdir()}
+    expected = load_prompt("ticket_summarizer", files, lambda p: (tmp_path / "prompts" / p).read_bytes()).template_hash
+    snippets = [
+        code
+        for doc in (root / "README.md", root / "docs" / "format.md")
+        for code in _python_blocks(doc.read_text(encoding="utf-8"))
+        if "promptctl-template/1" in code
+    ]
+    assert len(snippets) >= 2
+    for code in snippets:
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
