@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,10 +52,21 @@ def promptctl_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "promptctl.cli.main"]
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> tuple[float, bytes]:
+CPU: dict[str, list[float]] = {}  # command -> CPU seconds (user + sys, git children included) per run
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True, key: str | None = None) -> tuple[float, bytes]:
+    cpu = child_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
     elapsed = time.perf_counter() - start
+    if key is not None:
+        CPU.setdefault(key, []).append(child_cpu() - cpu)
     if check and proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
     return elapsed, proc.stdout
@@ -67,7 +79,7 @@ def measure(commands: dict[str, list[str]], cwd: Path, env: dict[str, str], runs
         timed(cmd, cwd, env)
     for _ in range(runs):
         for name, cmd in commands.items():
-            times[name].append(timed(cmd, cwd, env)[0])
+            times[name].append(timed(cmd, cwd, env, key=name)[0])
     return times
 
 
@@ -82,8 +94,9 @@ def measure_commits(repo: Path, env: dict[str, str], commits: int, promptctl: li
             with body.open("a", encoding="utf-8") as handle:
                 handle.write(f"Benchmark change {round_}.\n")
             if sink is ours:
-                sink.append(timed([*promptctl, "commit", pid, "-m", f"bench change {round_}"], repo, env)[0])
+                sink.append(timed([*promptctl, "commit", pid, "-m", f"bench change {round_}"], repo, env, key="commit")[0])
                 continue
+            cpu = child_cpu()
             start = time.perf_counter()
             for cmd in (
                 ["git", "add", "--", f"prompts/{pid}"],
@@ -92,6 +105,7 @@ def measure_commits(repo: Path, env: dict[str, str], commits: int, promptctl: li
             ):
                 subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
             sink.append(time.perf_counter() - start)
+            CPU.setdefault("by-hand", []).append(child_cpu() - cpu)
     return ours, by_hand
 
 
@@ -165,12 +179,16 @@ def main(argv: list[str] | None = None) -> None:
         ("promptctl --help", "help", ratio("help", "python"), "< 150 ms", med["help"] < 0.15),
     ]
     print(f"registry: {repo} ({args.prompts} prompts x {args.versions} versions = {tags} tags; ready in {built:.1f} s)")
-    print(f"median of {args.runs} runs (commit: {args.commits}), whole processes incl. Python start-up; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"median of {args.runs} runs (commit: {args.commits}), whole processes incl. Python start-up; "
+        f"cpu = user+sys of the process and its git children; load average {os.getloadavg()[0]:.2f}"
+    )
     width = max(len(r[0]) for r in rows)
-    print(f"{'command':<{width}}  {'median ms':>9}  {'ratio (vs git / vs python+git)':<30}  {'target':<8}  met")
+    print(f"{'command':<{width}}  {'median ms':>9}  {'cpu ms':>7}  {'ratio (vs git / vs python+git)':<30}  {'target':<8}  met")
     for label, key, shown, goal, ok in rows:
         flag = "" if ok is None else ("yes" if ok else "NO")
-        print(f"{label:<{width}}  {ms(med[key]):>9}  {shown:<30}  {goal:<8}  {flag}")
+        cpu = ms(statistics.median(CPU[key])) if CPU.get(key) else ""
+        print(f"{label:<{width}}  {ms(med[key]):>9}  {cpu:>7}  {shown:<30}  {goal:<8}  {flag}")
     print("list: 2x of the bare git figure; log: 2x of the python+git figure (no Python CLI can start in 2x of a 3 ms git call).")
     shutil.rmtree(repo, ignore_errors=True)
 

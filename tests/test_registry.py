@@ -57,6 +57,18 @@ def test_commit_tags_versions_one_two_three_per_prompt(example_repo):
     assert repo.resolve(f"{CLASSIFIER}@v1").message == "first release"
 
 
+def test_versions_returned_by_commit_equal_what_git_reads_back(versioned_repo):
+    repo = open_repo(versioned_repo)
+    edit(versioned_repo / "prompts" / CLASSIFIER / "body.j2")
+    edit(versioned_repo / "prompts" / "support_reply" / "body.j2")
+    made = repo.commit([CLASSIFIER, "support_reply"], "two at once\n\nwith a body")
+    assert made == [repo.resolve(f"{CLASSIFIER}@v2"), repo.resolve("support_reply@v2")]
+    assert made[0].message == "two at once\n\nwith a body"
+    latest = repo.latest_versions()
+    assert latest[CLASSIFIER] == made[0] and latest["ticket_summarizer"].number == 1
+    assert repo.version_refs([CLASSIFIER]) == {CLASSIFIER: [(1, repo.resolve(f"{CLASSIFIER}@v1").tag_oid), (2, made[0].tag_oid)]}
+
+
 def test_tag_message_carries_the_documented_trailers(versioned_repo):
     repo = open_repo(versioned_repo)
     version = repo.resolve(CLASSIFIER)
