@@ -22,6 +22,8 @@ REPLICAS = 3
 # A move is served within the loader's TTL plus one poll of the manifest (TTL less jitter); the slack covers
 # process scheduling on a busy two-core test machine.
 PROPAGATION = TTL + TTL + 2.0
+OUTAGE_NOTICED = 8.0  # generous: how fast trouble is noticed is not the point, serving through it is
+RECOVERED = 15.0  # polls back off up to 8 x TTL while the origin is down
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def test_outages_keep_the_last_good_version_marked_stale_and_replicas_recover(fl
             origin.stop()
         else:
             origin.mode = "500"
-        wait_for(replicas, lambda s: s["stale"] and serving_v1(s), timeout=PROPAGATION)
+        wait_for(replicas, lambda s: s["stale"] and serving_v1(s), timeout=OUTAGE_NOTICED)
         hold_for(replicas, serving_v1, 0.6)  # never an error, never another version
         for replica, before in zip(replicas, warned, strict=True):
             assert replica.latest["warnings"] == before + 1  # one warning for the episode, with its cause
@@ -73,7 +75,7 @@ def test_outages_keep_the_last_good_version_marked_stale_and_replicas_recover(fl
             origin.start()
         else:
             origin.mode = "ok"
-        wait_for(replicas, lambda s: not s["stale"] and serving_v1(s), timeout=10)
+        wait_for(replicas, lambda s: not s["stale"] and serving_v1(s), timeout=RECOVERED)
 
 
 def test_a_tampered_object_is_never_served_by_any_replica(fleet):
@@ -81,9 +83,9 @@ def test_a_tampered_object_is_never_served_by_any_replica(fleet):
     origin.mode = "tamper"  # the host (or a cache in front of it) alters every object it serves
     ChannelStore(PromptRepo.open(repo)).promote(SIC, "v2", "production", reason="ship v2")
     publish(repo, ["production"], out)
-    wait_for(replicas, lambda s: s["stale"] and s["version"] == "v1", timeout=PROPAGATION)
+    wait_for(replicas, lambda s: s["stale"] and s["version"] == "v1", timeout=OUTAGE_NOTICED)
     hold_for(replicas, lambda s: s["version"] == "v1", 0.8)
     assert all(r.latest["errors"] == 1 for r in replicas)  # reported once per replica, not once per poll
     assert all("never served" in " ".join(r.latest["messages"]) for r in replicas)
     origin.mode = "ok"
-    wait_for(replicas, lambda s: s["version"] == "v2" and not s["stale"], timeout=10)
+    wait_for(replicas, lambda s: s["version"] == "v2" and not s["stale"], timeout=RECOVERED)

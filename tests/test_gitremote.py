@@ -103,11 +103,11 @@ def test_replicas_follow_the_remote_and_ride_out_an_outage(remote_setup):
         warned = [r.latest["warnings"] for r in replicas]
         gone = bare.with_suffix(".gone")
         shutil.move(bare, gone)  # the origin is unreachable
-        wait_for(replicas, lambda s: s["stale"] and s["version"] == "v1", timeout=PROPAGATION)
+        wait_for(replicas, lambda s: s["stale"] and s["version"] == "v1", timeout=8.0)
         hold_for(replicas, lambda s: s["version"] == "v1" and s["error"] is None, 0.6)
         assert [r.latest["warnings"] for r in replicas] == [w + 1 for w in warned]  # one warning per episode
         shutil.move(gone, bare)
-        wait_for(replicas, lambda s: not s["stale"] and s["version"] == "v1", timeout=10)
+        wait_for(replicas, lambda s: not s["stale"] and s["version"] == "v1", timeout=15.0)
         for clone in clones:
             assert (clone / "local-notes.txt").exists() and "local-notes.txt" in git(clone, "status", "--porcelain")
     finally:
