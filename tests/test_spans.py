@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from promptctl.errors import UsageError
 from promptctl.spans.otlp_json import OtlpJsonFileExporter, encode_spans
 
 PROMPT_ATTRS = {
@@ -264,3 +265,23 @@ def test_reader_score_pattern_time_range_and_base64_ids(tmp_path: Path):
     start = _rows(con, f"SELECT min(start_unix_nano) AS s FROM {load.table}")[0]["s"]
     later = load_spans(con, [path], table="later", since=start + 1)
     assert later.spans == load.spans - 1
+
+
+def test_reader_long_lines_and_column_selection(tmp_path: Path):
+    path = tmp_path / "big.jsonl"
+    provider = _provider(OtlpJsonFileExporter(path))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("huge") as span:  # one 9 MB line: over the reader's first line limit
+        span.set_attributes({**PROMPT_ATTRS, "blob": "x" * 9_000_000, "eval.score.ok": 0.5})
+    provider.shutdown()
+    _exported(path, n=2)
+    con = duckdb.connect()
+    load = load_spans(con, [path], columns=["prompt_version", "scores"])
+    assert load.spans == 4 and load.malformed_lines == 0
+    names = [d[0] for d in con.execute(f"SELECT * FROM {load.table}").description]
+    assert names == ["file", "line", "start_time", "start_unix_nano", "prompt_version", "scores"]
+    assert _rows(con, f"SELECT line, rubric, score FROM {load.scores} WHERE rubric = 'ok'") == [
+        {"line": 1, "rubric": "ok", "score": 0.5}
+    ]
+    with pytest.raises(UsageError, match="unknown span column"):
+        load_spans(con, [path], columns=["colour"])

@@ -180,7 +180,12 @@ def register(app: typer.Typer) -> None:
             from promptctl.spans.reader import load_spans
 
             con = duckdb.connect()
-            load = load_spans(con, files, table="drift_spans", strict=strict, score_pattern=score_pattern)
+            from promptctl.drift.analysis import SLICES
+
+            needed = ["prompt_id", "prompt_version", "scores", *(SLICES[d][1] for d in options.by)]
+            load = load_spans(
+                con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=needed
+            )
             engine = DuckDBEngine(con, load.scores)
             source = load.to_json()
 

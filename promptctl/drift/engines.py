@@ -26,43 +26,66 @@ _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
 class DuckDBEngine:
-    """The scores view that ``promptctl.spans.load_spans`` made, on a DuckDB connection."""
+    """The scores view that ``promptctl.spans.load_spans`` made, on a DuckDB connection.
+
+    On first use the view is flattened once into a temp table holding just the analysis' columns (the
+    prompt spans with a score, one row per rubric), so each of the analysis' queries is a plain scan.
+    """
 
     name = "duckdb"
 
     def __init__(self, con: Any, scores_view: str):
         self.con = con
         self.scores_view = scores_view
+        self._flat: str | None = None
+        self._dims: set[str] = set()
 
     def literal(self, text: str) -> str:
         return "'" + str(text).replace("'", "''") + "'"
 
+    def _flatten(self) -> str:
+        if self._flat is None:
+            present = {row[0] for row in self.con.execute(f"DESCRIBE {self.scores_view}").fetchall()}
+            cols = [
+                "prompt_id",
+                "prompt_version AS version",
+                "start_unix_nano // 1000 AS t_us",
+                "rubric",
+                "score",
+            ]
+            for dim, (_, column) in SLICES.items():
+                if column not in present:
+                    continue
+                self._dims.add(dim)
+                if dim == "fallback":
+                    cols.append(
+                        f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 'true' ELSE 'false' END AS {dim}"
+                    )
+                else:
+                    cols.append(f"{column} AS {dim}")
+            self._flat = f"{self.scores_view}__flat"
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {self._flat} AS SELECT {', '.join(cols)} FROM {self.scores_view} "
+                "WHERE prompt_id IS NOT NULL AND prompt_version IS NOT NULL AND score IS NOT NULL"
+            ).fetchall()
+        return self._flat
+
     def source(
         self, lo_us: int | None, hi_us: int | None, dims: Sequence[str], prompt_ids: Sequence[str]
     ) -> str:
-        cols = [
-            "prompt_id",
-            "prompt_version AS version",
-            "start_unix_nano // 1000 AS t_us",
-            "rubric",
-            "score",
-        ]
-        for dim in dims:
-            column = SLICES[dim][1]
-            if dim == "fallback":
-                cols.append(
-                    f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 'true' ELSE 'false' END AS {dim}"
-                )
-            else:
-                cols.append(f"{column} AS {dim}")
-        where = ["prompt_id IS NOT NULL", "prompt_version IS NOT NULL", "score IS NOT NULL"]
+        flat = self._flatten()
+        missing = [d for d in dims if d not in self._dims]
+        if missing:
+            raise UsageError(f"the loaded spans have no column for --by {','.join(missing)}")
+        where = ["TRUE"]
         if lo_us is not None:
-            where.append(f"start_unix_nano >= {int(lo_us) * 1000}")
+            where.append(f"t_us >= {int(lo_us)}")
         if hi_us is not None:
-            where.append(f"start_unix_nano < {(int(hi_us) + 1) * 1000}")
+            where.append(f"t_us <= {int(hi_us)}")
         if prompt_ids:
             where.append(f"prompt_id IN ({', '.join(self.literal(p) for p in prompt_ids)})")
-        return f"SELECT {', '.join(cols)} FROM {self.scores_view} WHERE {' AND '.join(where)}"
+        cols = ", ".join(["prompt_id", "version", "t_us", "rubric", "score", *dims])
+        return f"SELECT {cols} FROM {flat} WHERE {' AND '.join(where)}"
 
     def query(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()

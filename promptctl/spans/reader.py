@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 DEFAULT_SCORE_PATTERN = "eval.score.*"
-MAX_LINE_BYTES = 256 * 1024 * 1024  # a Collector batch of 8192 large spans fits comfortably
+FAST_LINE_BYTES = 8 * 1024 * 1024  # first try: small scan buffers, so every core gets a share of the file
+MAX_LINE_BYTES = 256 * 1024 * 1024  # then: a Collector batch of thousands of large spans fits comfortably
 
 # The public columns of the span table, in order (name, SQL type, what it holds).
 SPAN_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -80,6 +81,17 @@ _STRING_ATTRS = {
     "prompt_published_at": "prompt.published_at",
 }
 _BOOL_ATTRS = {"prompt_fallback": "prompt.condition.fallback", "prompt_stale": "prompt.stale"}
+_ATTRIBUTE_COLUMNS = {*_STRING_ATTRS, *_BOOL_ATTRS, "scores"}
+_RESOURCE_COLUMNS = {"service_name", "service_instance_id"}
+_OPTIONAL_SPAN_FIELDS = {
+    "trace_id": "traceId VARCHAR",
+    "span_id": "spanId VARCHAR",
+    "parent_span_id": "parentSpanId VARCHAR",
+    "name": "name VARCHAR",
+    "kind": "kind INTEGER",
+    "end_time": "endTimeUnixNano VARCHAR",
+}
+ALWAYS_COLUMNS = ("file", "line", "start_time", "start_unix_nano")
 
 # Only the fields read are named: from_json skips the rest of each object without building it.
 _VALUE = "STRUCT(stringValue VARCHAR, intValue VARCHAR, doubleValue DOUBLE, boolValue BOOLEAN)"
@@ -87,9 +99,6 @@ _ATTRS = f"STRUCT(key VARCHAR, value {_VALUE})[]"
 _SPAN = (
     "STRUCT(traceId VARCHAR, spanId VARCHAR, parentSpanId VARCHAR, name VARCHAR, kind INTEGER, "
     f"startTimeUnixNano VARCHAR, endTimeUnixNano VARCHAR, attributes {_ATTRS})"
-)
-_REQUEST = json.dumps(
-    {"resourceSpans": [{"resource": {"attributes": _ATTRS}, "scopeSpans": [{"spans": f"{_SPAN}[]"}]}]}
 )
 
 
@@ -119,7 +128,8 @@ class SpanLoad:
     """What ``load_spans`` made: the table (and scores view) names, and what it counted on the way."""
 
     table: str  # one row per span, columns SPAN_COLUMNS
-    scores: str  # view: one row per (span, rubric): every span column but scores, plus rubric and score
+    scores: str  # view: one row per (span, rubric): the span columns but scores, plus rubric and score ("" if
+    # the scores column was not asked for)
     files: tuple[str, ...]
     spans: int  # spans loaded (malformed lines excluded)
     spans_without_version: int  # loaded spans with no prompt.version attribute
@@ -189,14 +199,14 @@ def _attr_index(key: str) -> str:
     return f"list_position(keys, {_sql_literal(key)})"
 
 
-def _lines_sql(n_files: int) -> str:
+def _lines_sql(n_files: int, max_line: int) -> str:
     """UNION ALL of one text-line scan per file: ordinality restarts at 1, so it is the line number."""
     scans = []
     for i in range(n_files):
         scans.append(
             f"SELECT $f{i} AS file, ordinality AS line, text FROM read_csv($f{i}, columns={{'text': 'VARCHAR'}}, "
             "header=false, delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, "
-            f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}) WITH ORDINALITY"
+            f"max_line_size={max_line}, buffer_size={2 * max_line}) WITH ORDINALITY"
         )
     return "\nUNION ALL\n".join(scans)
 
@@ -217,32 +227,105 @@ def _score_filter(glob_pattern: str, prefix: str) -> str:
     return f"a.key GLOB {_sql_literal(glob_pattern)}"
 
 
+def _request_structure(columns: set[str]) -> str:
+    """The from_json structure: only the fields the requested columns need are built (the rest is skipped)."""
+    span = ["startTimeUnixNano VARCHAR"]
+    for column, field_sql in _OPTIONAL_SPAN_FIELDS.items():
+        if column in columns:
+            span.append(field_sql)
+    if columns & _ATTRIBUTE_COLUMNS:
+        span.append(f"attributes {_ATTRS}")
+    request: dict[str, Any] = {"scopeSpans": [{"spans": f"STRUCT({', '.join(span)})[]"}]}
+    if columns & _RESOURCE_COLUMNS:
+        request["resource"] = {"attributes": _ATTRS}
+    return json.dumps({"resourceSpans": [request]})
+
+
 def _load_sql(
-    raw: str, n_files: int, glob_pattern: str, prefix: str, since_ns: int | None, until_ns: int | None
+    raw: str,
+    n_files: int,
+    columns: set[str],
+    glob_pattern: str,
+    prefix: str,
+    since_ns: int | None,
+    until_ns: int | None,
+    max_line: int,
 ) -> str:
     def value(key: str) -> str:
         return f"s.attributes[list_position(keys, {_sql_literal(key)})].value"
 
-    string_cols = ",\n".join(f"  {value(key)}.stringValue AS {col}" for col, key in _STRING_ATTRS.items())
-    bool_cols = ",\n".join(
-        f"  coalesce({value(key)}.boolValue, lower({value(key)}.stringValue) = 'true') AS {col}"
-        for col, key in _BOOL_ATTRS.items()
-    )
-    numeric = "coalesce(a.value.doubleValue, TRY_CAST(a.value.intValue AS DOUBLE))"
+    # a span is unusable without the fields every analysis keys on; ids only count when they are read
+    ids = [f"s.{f} IS NULL" for c, f in (("trace_id", "traceId"), ("span_id", "spanId")) if c in columns]
+    missing_ids = " OR ".join(ids) if ids else "FALSE"
+    out = [
+        "file",
+        "line",
+        f"""coalesce(problem, CASE
+    WHEN {missing_ids} THEN 'a span without traceId or spanId'
+    WHEN start_unix_nano IS NULL THEN 'a span whose startTimeUnixNano is not an integer' END) AS _problem""",
+    ]
+    optional = {
+        "trace_id": f"{_hex_id('s.traceId', 32)} AS trace_id",
+        "span_id": f"{_hex_id('s.spanId', 16)} AS span_id",
+        "parent_span_id": f"nullif({_hex_id('s.parentSpanId', 16)}, '') AS parent_span_id",
+        "name": "s.name AS name",
+        "kind": "s.kind AS kind",
+        "end_time": f"make_timestamp({_to_ns('s.endTimeUnixNano')} // 1000) AS end_time",
+        "service_name": "service_name",
+        "service_instance_id": "service_instance_id",
+    }
+    # CASE runs the cast only for integer-valued attributes; the filter only asks that some number is there
+    numeric = "CASE WHEN a.value.doubleValue IS NOT NULL THEN a.value.doubleValue ELSE TRY_CAST(a.value.intValue AS DOUBLE) END"
+    for column, _, _ in SPAN_COLUMNS:
+        if column not in columns or column in ("file", "line"):
+            continue
+        if column in optional:
+            out.append(optional[column])
+        elif column == "start_time":
+            out.append("make_timestamp(start_unix_nano // 1000) AS start_time")
+        elif column == "start_unix_nano":
+            out.append("start_unix_nano")
+        elif column in _STRING_ATTRS:
+            out.append(f"{value(_STRING_ATTRS[column])}.stringValue AS {column}")
+        elif column in _BOOL_ATTRS:
+            key = _BOOL_ATTRS[column]
+            out.append(
+                f"coalesce({value(key)}.boolValue, lower({value(key)}.stringValue) = 'true') AS {column}"
+            )
+        elif column == "scores":
+            out.append(
+                f"""CASE WHEN s.attributes IS NULL THEN [] ELSE
+    [{{'rubric': a.key[{len(prefix) + 1}:], 'score': {numeric}}}
+     FOR a IN s.attributes IF {_score_filter(glob_pattern, prefix)}
+       AND (a.value.doubleValue IS NOT NULL OR TRY_CAST(a.value.intValue AS DOUBLE) IS NOT NULL)] END AS scores"""
+            )
+    with_resource = bool(columns & _RESOURCE_COLUMNS)
+    resource_cols = ""
+    resource_from = "resources"
+    if with_resource:
+        resource_cols = """
+    rs.resource.attributes[list_position(rkeys, 'service.name')].value.stringValue AS service_name,
+    rs.resource.attributes[list_position(rkeys, 'service.instance.id')].value.stringValue AS service_instance_id,"""
+        resource_from = (
+            "(SELECT *, list_transform(rs.resource.attributes, lambda a: a.key) AS rkeys FROM resources)"
+        )
+    keys = "list_transform(s.attributes, lambda a: a.key) AS keys," if columns & _ATTRIBUTE_COLUMNS else ""
     conditions = ["TRUE"]
     if since_ns is not None:
         conditions.append(f"start_unix_nano >= {int(since_ns)}")
     if until_ns is not None:
         conditions.append(f"start_unix_nano < {int(until_ns)}")
     in_range = " AND ".join(conditions)
+    carried = "service_name, service_instance_id, " if with_resource else ""
+    select = ",\n  ".join(out)
     # Malformed lines travel through the pipeline as one row with ``problem`` set (UNNEST of [NULL]), so a
     # single streaming query yields both the spans and the problems.
     return f"""
 CREATE OR REPLACE TEMP TABLE {raw} AS
 WITH lines AS (
-{_lines_sql(n_files)}
+{_lines_sql(n_files, max_line)}
 ), docs AS (
-  SELECT file, line, text, TRY(from_json(text, {_sql_literal(_REQUEST)})) AS doc
+  SELECT file, line, text, TRY(from_json(text, {_sql_literal(_request_structure(columns))})) AS doc
   FROM lines
   WHERE text IS NOT NULL
 ), checked AS (
@@ -258,44 +341,50 @@ WITH lines AS (
     UNNEST(CASE WHEN problem IS NULL THEN doc.resourceSpans ELSE [NULL] END) AS rs
   FROM checked
 ), scopes AS (
-  SELECT file, line, problem, rs.resource.attributes[list_position(rkeys, 'service.name')].value.stringValue AS service_name,
-    rs.resource.attributes[list_position(rkeys, 'service.instance.id')].value.stringValue AS service_instance_id,
+  SELECT file, line, problem,{resource_cols}
     UNNEST(CASE WHEN problem IS NULL THEN rs.scopeSpans ELSE [NULL] END) AS ss
-  FROM (SELECT *, [a.key FOR a IN rs.resource.attributes] AS rkeys FROM resources)
+  FROM {resource_from}
 ), spans AS (
-  SELECT file, line, problem, service_name, service_instance_id,
+  SELECT file, line, problem, {carried}
     UNNEST(CASE WHEN problem IS NULL THEN ss.spans ELSE [NULL] END) AS s
   FROM scopes
 ), keyed AS (
-  SELECT file, line, problem, service_name, service_instance_id, s,
-    [a.key FOR a IN s.attributes] AS keys,
-    {_to_ns("s.startTimeUnixNano")} AS start_unix_nano,
-    {_to_ns("s.endTimeUnixNano")} AS end_unix_nano
+  SELECT file, line, problem, {carried}s, {keys}
+    {_to_ns("s.startTimeUnixNano")} AS start_unix_nano
   FROM spans
 )
 SELECT
-  file, line,
-  coalesce(problem, CASE
-    WHEN s.traceId IS NULL OR s.spanId IS NULL THEN 'a span without traceId or spanId'
-    WHEN start_unix_nano IS NULL THEN 'a span whose startTimeUnixNano is not an integer' END) AS _problem,
-  {_hex_id("s.traceId", 32)} AS trace_id,
-  {_hex_id("s.spanId", 16)} AS span_id,
-  nullif({_hex_id("s.parentSpanId", 16)}, '') AS parent_span_id,
-  s.name AS name,
-  s.kind AS kind,
-  make_timestamp(start_unix_nano // 1000) AS start_time,
-  make_timestamp(end_unix_nano // 1000) AS end_time,
-  start_unix_nano,
-  service_name,
-  service_instance_id,
-{string_cols},
-{bool_cols},
-  CASE WHEN s.attributes IS NULL THEN [] ELSE
-    [{{'rubric': a.key[{len(prefix) + 1}:], 'score': {numeric}}}
-     FOR a IN s.attributes IF {_score_filter(glob_pattern, prefix)} AND {numeric} IS NOT NULL] END AS scores
+  {select}
 FROM keyed
-WHERE problem IS NOT NULL OR s.traceId IS NULL OR s.spanId IS NULL OR start_unix_nano IS NULL OR ({in_range})
+WHERE problem IS NOT NULL OR {missing_ids} OR start_unix_nano IS NULL OR ({in_range})
 """
+
+
+def _create_raw(con: Any, raw: str, files: list[str], params: dict[str, str], wanted: set[str], glob_pattern: str,
+                prefix: str, since_ns: int | None, until_ns: int | None) -> None:  # fmt: skip
+    import duckdb
+
+    # A modest line limit keeps the scan's buffers small, so even a 100 MB file is read by every core; a
+    # file with longer lines (a Collector batch of thousands of spans) is read again with the large limit.
+    for max_line in (FAST_LINE_BYTES, MAX_LINE_BYTES):
+        sql = _load_sql(raw, len(files), wanted, glob_pattern, prefix, since_ns, until_ns, max_line)
+        try:
+            con.execute(sql, params).fetchall()
+            return
+        except duckdb.IOException as exc:
+            raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+        except duckdb.Error as exc:  # a line longer than the limit, an undecodable file
+            text = str(exc)
+            if "maximum line size" in text.lower():
+                if max_line < MAX_LINE_BYTES:
+                    continue
+                where = re.search(r"file = (.+)", text)
+                number = re.search(r"Error on Line: (\d+)", text)
+                raise MalformedSpanFile(
+                    f"{where.group(1).strip() if where else 'a span file'}:{number.group(1) if number else '?'}: "
+                    f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
+                ) from None
+            raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
 
 
 def _nanos(moment: datetime | int | None) -> int | None:
@@ -315,6 +404,7 @@ def load_spans(
     score_pattern: str = DEFAULT_SCORE_PATTERN,
     since: datetime | int | None = None,
     until: datetime | int | None = None,
+    columns: Iterable[str] | None = None,
     max_reported: int = 20,
 ) -> SpanLoad:
     """Read span files (paths or globs) into the DuckDB temp table ``table`` on ``con``.
@@ -324,22 +414,31 @@ def load_spans(
     scan. Malformed lines are skipped and counted (the first ``max_reported`` named in
     ``SpanLoad.malformed``); with ``strict=True`` the first one raises ``MalformedSpanFile`` and no table is
     left behind. Raises ``NoSpanFiles`` when a path or glob matches nothing.
-    """
-    import duckdb
 
+    ``columns`` (default: all of ``SPAN_COLUMNS``) names the columns to build; ``file``, ``line``,
+    ``trace_id``, ``span_id``, ``start_time`` and ``start_unix_nano`` are always there. Asking for fewer
+    (``parent_span_id``, ``name``, ``kind``, ``end_time``, the ``service_*`` resource columns) makes the
+    JSON parse cheaper: drift reads only what it aggregates.
+    """
+
+    known = [c for c, _, _ in SPAN_COLUMNS]
+    wanted = set(known) if columns is None else {*ALWAYS_COLUMNS, *columns}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise UsageError(f"unknown span column(s): {', '.join(unknown)}; known: {', '.join(known)}")
     name = _quote_ident(table)
     raw = _quote_ident(f"{table}__raw")
     scores_view = _quote_ident(f"{table}_scores")
     glob_pattern, prefix = score_glob(score_pattern)
     files = expand_paths(paths)
     params = {f"f{i}": f for i, f in enumerate(files)}
-    sql = _load_sql(raw, len(files), glob_pattern, prefix, _nanos(since), _nanos(until))
+    # the table keeps file and line: the scan need not keep the files' order (faster, less memory)
+    (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+    con.execute("SET preserve_insertion_order = false").fetchall()
     try:
-        con.execute(sql, params).fetchall()
-    except duckdb.IOException as exc:
-        raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
-    except duckdb.Error as exc:  # e.g. a line longer than MAX_LINE_BYTES, an undecodable file
-        raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+        _create_raw(con, raw, files, params, wanted, glob_pattern, prefix, _nanos(since), _nanos(until))
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
 
     malformed: list[MalformedLine] = []
     bad_count = 0
@@ -365,20 +464,20 @@ def load_spans(
             f"DELETE FROM {raw} WHERE (file, line) IN (SELECT DISTINCT file, line FROM {raw} WHERE _problem IS NOT NULL)"
         ).fetchall()
 
-    public = ", ".join(col for col, _, _ in SPAN_COLUMNS)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {public} FROM {raw}").fetchall()
-    span_cols = ", ".join(f"s.{col}" for col, _, _ in SPAN_COLUMNS if col != "scores")
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {scores_view} AS "
-        f"SELECT {span_cols}, u.sc.rubric AS rubric, u.sc.score AS score "
-        f"FROM {raw} s, (SELECT UNNEST(s.scores) AS sc) u"
-    ).fetchall()
-    spans, without_version = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE prompt_version IS NULL) FROM {raw}"
-    ).fetchall()[0]
+    present = [col for col in known if col in wanted]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {', '.join(present)} FROM {raw}").fetchall()
+    if "scores" in wanted:
+        span_cols = ", ".join(f"s.{col}" for col in present if col != "scores")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {scores_view} AS "
+            f"SELECT {span_cols}, u.sc.rubric AS rubric, u.sc.score AS score "
+            f"FROM {raw} s, (SELECT UNNEST(s.scores) AS sc) u"
+        ).fetchall()
+    without = "count(*) FILTER (WHERE prompt_version IS NULL)" if "prompt_version" in wanted else "0"
+    spans, without_version = con.execute(f"SELECT count(*), {without} FROM {raw}").fetchall()[0]
     return SpanLoad(
         table=name,
-        scores=scores_view,
+        scores=scores_view if "scores" in wanted else "",
         files=tuple(files),
         spans=int(spans),
         spans_without_version=int(without_version),

@@ -1,0 +1,161 @@
+"""drift on 1,000,000 spans: its time on DuckDB beside DuckDB's own raw scans of the same file.
+
+The span file comes from ``benchmarks/gen_spans.py`` (cached under ``benchmarks/.work/``): 7 days of one
+prompt's production traffic, 5 versions (each a 10% canary for two hours, then all traffic), 6 slices
+(3 tiers x 2 locales), 3 rubrics as ``eval.score.*``, one HTTP span in 25 without prompt attributes, and a
+planted drift (newest version, enterprise/de, ``cited`` falls 0.15 over the last 12 hours). Spans are
+batched 512 to a line (one OTLP export request per line, like the Collector's file exporter).
+
+Measured in one run, best of ``--repeat``, each in a fresh DuckDB connection:
+
+* raw scans, the engine on its own: the lines read without parsing (``read_csv``, a floor);
+  ``read_json_objects`` + ``count(*)`` (every line parsed as JSON); every span unnested with a minimal
+  explicit schema (``from_json`` of span ids, start times and attribute keys: the least work that looks
+  at each span); and ``read_json`` + ``count(*)`` with DuckDB's own schema detection;
+* drift: ``promptctl drift --window 1h --baseline 24h --by tier,locale`` minus the CLI (the shared reader
+  ``load_spans`` + the SQL analysis), checked to find the planted alert and only it.
+
+    python benchmarks/drift.py [--spans 1000000] [--repeat 3] [--no-auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+for path in (HERE.parent, HERE):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import gen_spans  # noqa: E402
+
+_LINES = (
+    "read_csv($file, columns={'text': 'VARCHAR'}, header=false, delim='\\0', quote='', escape='', "
+    "auto_detect=false, max_line_size=8388608, buffer_size=16777216)"
+)
+RAW = {
+    "lines": (
+        "DuckDB: read the lines, no JSON parsing (a floor)",
+        f"SELECT count(*), sum(length(text)) FROM {_LINES}",
+    ),
+    "objects": (
+        "DuckDB raw scan: read_json_objects + count(*)",
+        "SELECT count(*) FROM read_json_objects($file, format = 'newline_delimited')",
+    ),
+    "typed": (
+        "DuckDB raw scan: every span unnested (minimal explicit schema)",
+        f"""SELECT count(*) FROM (
+          SELECT unnest(ss.spans) AS s FROM (
+            SELECT unnest(rs.scopeSpans) AS ss FROM (
+              SELECT unnest(from_json(text, '{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"spanId":"VARCHAR",
+                "startTimeUnixNano":"VARCHAR","attributes":[{{"key":"VARCHAR"}}]}}]}}]}}]}}').resourceSpans) AS rs
+              FROM {_LINES})))""",
+    ),
+    "auto": (
+        "DuckDB raw scan: read_json (auto-detected schema) + count(*)",
+        "SELECT count(*) FROM read_json($file)",
+    ),
+}
+
+
+def raw_scan(file: str, sql: str):
+    import duckdb
+
+    con = duckdb.connect()
+    return con.execute(sql, {"file": file}).fetchall()[0]
+
+
+def run_drift(file: str, timings: dict):
+    import duckdb
+
+    from promptctl.drift.analysis import SLICES, Baseline, DriftOptions, analyse
+    from promptctl.drift.engines import DuckDBEngine
+    from promptctl.spans.reader import load_spans
+
+    options = DriftOptions(window_s=3600, baseline=Baseline.parse("24h"), by=("tier", "locale"))
+    con = duckdb.connect()
+    began = time.perf_counter()
+    columns = ["prompt_id", "prompt_version", "scores", *(SLICES[d][1] for d in options.by)]
+    load = load_spans(con, [file], table="drift_spans", columns=columns)
+    loaded = time.perf_counter()
+    report = analyse(DuckDBEngine(con, load.scores), options)
+    timings["reader"] = min(timings.get("reader", 1e9), loaded - began)
+    timings["analysis"] = min(timings.get("analysis", 1e9), time.perf_counter() - loaded)
+    return load, report
+
+
+def best_of(repeat: int, fn, *args):
+    times, result = [], None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = fn(*args)
+        times.append(time.perf_counter() - began)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--no-auto", action="store_true", help="skip read_json's auto-detection (slow) baseline"
+    )
+    args = parser.parse_args()
+
+    began = time.perf_counter()
+    info = gen_spans.generate(spans=args.spans)
+    file = str(info.path)
+    size = info.path.stat().st_size / 1e6
+    print(f"span file: {info.spans:,} spans in {info.lines:,} lines, {size:,.0f} MB, 7 days, 5 versions, 6 slices, "
+          f"3 rubrics ({time.perf_counter() - began:.1f}s to generate or find)")  # fmt: skip
+
+    import duckdb
+
+    print(
+        f"DuckDB {duckdb.__version__}, threads {duckdb.connect().execute('SELECT current_setting(' + chr(39) + 'threads' + chr(39) + ')').fetchall()[0][0]}"
+    )
+    results = {}
+    for key, (_label, sql) in RAW.items():
+        if key == "auto" and args.no_auto:
+            continue
+        results[key] = best_of(args.repeat if key != "auto" else 1, raw_scan, file, sql)
+    timings: dict = {}
+    drift_t, (load, report) = best_of(args.repeat, run_drift, file, timings)
+
+    spans = results["typed"][1][0]
+    assert load.spans == spans == info.spans, (load.spans, spans, info.spans)
+    alerts = [(a.version, a.slice_text(), a.rubric) for a in report.alerts]
+    expected = [
+        (
+            info.drift["version"],
+            f"tier={info.drift['tier']},locale={info.drift['locale']}",
+            info.drift["rubric"],
+        )
+    ]
+    assert alerts == expected, alerts
+
+    strongest = results["typed"][0]
+    floor = results["objects"][0]
+    rows = [(RAW[k][0], results[k][0]) for k in RAW if k in results]
+    rows += [
+        ("  promptctl: shared reader (load_spans, drift's columns)", timings["reader"]),
+        ("  promptctl: drift analysis (SQL over the loaded spans)", timings["analysis"]),
+        ("promptctl drift (reader + analysis)", drift_t),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print()
+    print(f"{'what':<{width}}  {'seconds':>8}  {'x typed scan':>12}  {'x json_objects':>14}")
+    for label, seconds in rows:
+        print(f"{label:<{width}}  {seconds:8.2f}  {seconds / strongest:12.2f}  {seconds / floor:14.2f}")
+    print()
+    print(f"drift found {len(report.alerts)} alert: {alerts[0][0]} {alerts[0][1]} {alerts[0][2]} "
+          f"(fell {report.alerts[0].drop:.3f}); {len(report.rows)} rows; best of {args.repeat}")  # fmt: skip
+    target = "met" if drift_t < 5 and drift_t <= 3 * strongest else "NOT met"
+    print(f"target (under 5 s and within 3x of the raw scan of every span): {target}")
+
+
+if __name__ == "__main__":
+    main()
