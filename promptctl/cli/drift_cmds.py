@@ -273,7 +273,7 @@ def _print_report(report, load, note, table, format_span, iso_us) -> None:
             "-"
             if r.baseline_mean is None
             else f"{r.baseline_mean:.3f} ({r.baseline_n}, {r.baseline_version})",
-            "-" if r.drop is None else f"{-r.drop:+.3f}",
+            "-" if r.drop is None else f"{round(-r.drop, 3) + 0.0:+.3f}",  # + 0.0: no "-0.000"
             f"{r.threshold.drop:g} / n>={r.threshold.min_samples}"
             + ("" if r.threshold.source == "default" else " *"),
         )
