@@ -48,5 +48,16 @@ step promptctl push
 git clone -q ../registry.git ../replica
 step promptctl pull --repo ../replica
 step promptctl show support_intent_classifier@production --repo ../replica
+
+echo "== Fleet delivery: publish static files, replicas poll them over HTTP"
+step promptctl publish --channel production ../site/production
+step promptctl publish --channel production ../site/production    # nothing changed: nothing written
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 --directory ../site >/dev/null 2>&1 & server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/production/manifest.json')" 2>/dev/null && break; sleep 0.1; done
+step promptctl published "http://127.0.0.1:$port/production/" --verify
+step python -c "import promptctl; p = promptctl.Registry('http://127.0.0.1:$port/production/').get('support_intent_classifier'); print('replica serves', p.id, p.version, p.template_hash)"
+kill $server
 echo
 echo "walkthrough finished"
