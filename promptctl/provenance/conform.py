@@ -357,11 +357,17 @@ class _Explainer:
         return ""
 
 
+SPAN_COLUMNS_READ = (
+    "trace_id", "span_id", "file", "line", "start_unix_nano",
+    "prompt_id", "prompt_channel", "prompt_version", "prompt_template_hash", "prompt_stale",
+)  # fmt: skip
+
+
 def _load_spans(con, paths: Sequence[str], *, strict: bool):
     """Read span files with the shared reader; the view ``conform_spans`` holds the columns classified."""
     from ..spans import load_spans
 
-    load = load_spans(con, paths, table="conform_all_spans", strict=strict)
+    load = load_spans(con, paths, table="conform_all_spans", strict=strict, columns=SPAN_COLUMNS_READ)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW conform_spans AS "
         "SELECT trace_id, span_id, file, line, start_unix_nano AS t_ns, "
