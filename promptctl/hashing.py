@@ -12,6 +12,8 @@ from typing import Any
 
 from .errors import NotUtf8
 
+_json_string = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (the C encoder's)
+
 HASH_FORMAT = "promptctl-template/1"
 SHORT_LENGTH = 12
 # json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), built once.
@@ -37,23 +39,28 @@ def normalize_text(data: bytes, where: str = "file") -> str:
     return text.rstrip(TRAILING_WHITESPACE) + "\n"
 
 
-def canonical_document(meta: Mapping[str, Any], files: Mapping[str, str]) -> bytes:
-    """The exact bytes that are hashed. ``files`` must already be normalised text."""
-    doc = {
-        "format": HASH_FORMAT,
-        "meta": {
-            "type": meta.get("type", "text"),
-            "model": meta.get("model") or {},
-            "inputs": meta.get("inputs") or {},
-        },
-        "files": dict(files),
-    }
-    return _CANONICAL_ENCODER.encode(doc).encode()
+def canonical_meta(meta: Mapping[str, Any]) -> str:
+    """The ``meta`` member of the canonical document, serialised (callers may memoise it per prompt.yaml)."""
+    return _CANONICAL_ENCODER.encode(
+        {"type": meta.get("type", "text"), "model": meta.get("model") or {}, "inputs": meta.get("inputs") or {}}
+    )
 
 
-def template_hash(meta: Mapping[str, Any], files: Mapping[str, str]) -> str:
+def canonical_document(meta: Mapping[str, Any], files: Mapping[str, str], meta_json: str | None = None) -> bytes:
+    """The exact bytes that are hashed. ``files`` must already be normalised text.
+
+    Byte for byte ``json.dumps({"format": ..., "meta": ..., "files": ...}, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)``, assembled from its sorted members so a memoised ``meta_json`` can be reused.
+    """
+    if meta_json is None:
+        meta_json = canonical_meta(meta)
+    members = ",".join(f"{_json_string(name)}:{_json_string(text)}" for name, text in sorted(files.items()))
+    return f'{{"files":{{{members}}},"format":{_json_string(HASH_FORMAT)},"meta":{meta_json}}}'.encode()
+
+
+def template_hash(meta: Mapping[str, Any], files: Mapping[str, str], meta_json: str | None = None) -> str:
     """Full sha256 hex digest of the canonical document."""
-    return hashlib.sha256(canonical_document(meta, files)).hexdigest()
+    return hashlib.sha256(canonical_document(meta, files, meta_json)).hexdigest()
 
 
 def short_hash(full: str) -> str:

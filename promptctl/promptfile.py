@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import IncludeOutsideRegistry, InvalidContent, NotFound, TemplateSyntaxError, YamlError
-from .hashing import normalize_text, template_hash
+from .hashing import canonical_meta, normalize_text, template_hash
 
 METADATA_FILE = "prompt.yaml"
 PARTIALS_DIR = "_partials"
@@ -236,6 +236,7 @@ _CACHE_LIMIT = 20_000
 _references: dict[tuple[str, str], tuple[str, ...]] = {}
 _metas: dict[bytes, bytes] = {}
 _shapes: dict[str, tuple[str | None]] = {}
+_meta_jsons: dict[bytes, str] = {}
 
 
 def template_shape(source: str) -> str | None:
@@ -397,6 +398,15 @@ def _load_by_sections(text: str) -> dict[str, Any] | None:
     return result
 
 
+def _meta_json(data: bytes, meta: dict[str, Any]) -> str:
+    """``hashing.canonical_meta`` of the metadata parsed from ``data``, memoised by those bytes."""
+    cached = _meta_jsons.get(data)
+    if cached is None:
+        cached = canonical_meta(meta)
+        _memo_put(_meta_jsons, data, cached)
+    return cached
+
+
 def load_meta(data: bytes, where: str) -> dict[str, Any]:
     """Parsed and validated ``prompt.yaml``; memoised by content (a fresh copy each call, callers may mutate)."""
     import pickle
@@ -431,7 +441,8 @@ def load_prompt(
     where = where or prompt_id
     if METADATA_FILE not in files:
         raise InvalidContent(f"{where}: missing {METADATA_FILE}")
-    meta = load_meta(files[METADATA_FILE], f"{where}/{METADATA_FILE}")
+    meta_data = files[METADATA_FILE]
+    meta = load_meta(meta_data, f"{where}/{METADATA_FILE}")
     bodies: dict[str, str] = {}
     for name, data in files.items():
         if name == METADATA_FILE or not name.startswith("body") or not name.endswith(".j2"):
@@ -465,7 +476,7 @@ def load_prompt(
         meta=meta,
         bodies=bodies,
         partials=partials,
-        template_hash=template_hash(meta, hashed),
+        template_hash=template_hash(meta, hashed, _meta_json(meta_data, meta)),
         files=hashed,
     )
 

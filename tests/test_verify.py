@@ -547,3 +547,28 @@ def test_metadata_parsed_by_sections_equals_the_whole_document(entries):
     if got is None:
         return  # the whole document is parsed instead
     assert repr(got) == repr(yaml.safe_load(text))
+
+
+JSON_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(JSON_TEXT, JSON_TEXT, max_size=4),
+    st.dictionaries(st.sampled_from(["type", "model", "inputs", "owner"]), st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | JSON_TEXT,
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(JSON_TEXT, children, max_size=3),
+        max_leaves=8,
+    )),
+)
+def test_canonical_document_assembled_from_parts_is_the_documented_json(files, meta):
+    """The hash recipe of docs/design.md is json.dumps of the whole document; the fast path must match it."""
+    from promptctl.hashing import HASH_FORMAT, canonical_document
+
+    doc = {
+        "format": HASH_FORMAT,
+        "meta": {"type": meta.get("type", "text"), "model": meta.get("model") or {}, "inputs": meta.get("inputs") or {}},
+        "files": files,
+    }
+    expected = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    assert canonical_document(meta, files) == expected
