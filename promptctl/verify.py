@@ -47,6 +47,7 @@ ERROR = "error"
 WARNING = "warning"
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 CHUNK = 2000  # versions loaded per batch (bounds memory, paces the progress bar)
+LOADERS = 2  # chunks loading at once, each with its own git cat-file
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -600,22 +601,31 @@ def check_versions(
     return problems, hashes, bodies
 
 
-def _loaded_ahead(repo, chunks: list[list]) -> Iterable[list]:
-    """``version_definitions_lenient`` of each chunk, the next chunk loading in a thread while the caller
-    checks the current one: git resolves objects in its own process meanwhile, so its work and Python's
-    overlap instead of adding up."""
-    if len(chunks) < 2:
+def _loaded_ahead(repo, chunks: list[list], workers: int = LOADERS) -> Iterable[list]:
+    """``version_definitions_lenient`` of each chunk, in order, with up to ``workers`` chunks loading at once
+    in threads, each with its own ``git cat-file`` process: while one thread parses and hashes (Python), another
+    waits for git to resolve its objects (git's own process), so their work overlaps instead of adding up."""
+    if len(chunks) < 2 or workers < 2:
         yield from (repo.version_definitions_lenient(chunk) for chunk in chunks)
         return
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptctl-verify") as pool:
-        pending = pool.submit(repo.version_definitions_lenient, chunks[0])
-        for index in range(len(chunks)):
-            loaded = pending.result()
-            if index + 1 < len(chunks):
-                pending = pool.submit(repo.version_definitions_lenient, chunks[index + 1])
-            yield loaded
+    from .registry import PromptRepo
+
+    readers = [repo] + [PromptRepo(repo.root, repo.config) for _ in range(workers - 1)]
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptctl-verify") as pool:
+            pending: deque = deque()
+            for index, chunk in enumerate(chunks):
+                if len(pending) == workers:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(readers[index % workers].version_definitions_lenient, chunk))
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        for extra in readers[1:]:
+            extra.close()
 
 
 # -- channels -----------------------------------------------------------------------------------------------
