@@ -572,3 +572,18 @@ def test_canonical_document_assembled_from_parts_is_the_documented_json(files, m
     }
     expected = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
     assert canonical_document(meta, files) == expected
+
+
+def test_loading_in_parallel_chunks_finds_the_same_problems(versioned_repo, monkeypatch):
+    import promptctl.verify as verify_module
+
+    for number in (2, 3, 4):
+        edit_and_commit(versioned_repo, f"prompts/{PROMPT}/body.j2", f"Revision {number}: {{{{ thread }}}} {{{{ max_bullets }}}}\n")
+        commit_version(versioned_repo, PROMPT, f"revision {number}")
+    message = tag_message(versioned_repo, f"{PROMPT}/v2")
+    retag(versioned_repo, f"{PROMPT}/v2", f"{PROMPT}/v3^{{commit}}", message)
+    _, whole = verify_json(versioned_repo, "--all-versions")
+    monkeypatch.setattr(verify_module, "CHUNK", 1)  # 6 chunks, two loader threads
+    _, chunked = verify_json(versioned_repo, "--all-versions")
+    assert chunked == whole
+    assert codes(whole) == {("PC001", PROMPT, "v2")}
