@@ -68,20 +68,18 @@ def raw_scan(file: str, sql: str):
     return con.execute(sql, {"file": file}).fetchall()[0]
 
 
-def run_drift(file: str, timings: dict):
+def run_drift(file: str, timings: dict, whole_range: bool = False):
     import duckdb
 
-    from promptctl.drift.analysis import SLICES, Baseline, DriftOptions, analyse
-    from promptctl.drift.engines import DuckDBEngine
-    from promptctl.spans.reader import load_spans
+    from promptctl.drift.analysis import Baseline, DriftOptions, analyse
+    from promptctl.drift.engines import load_for_drift
 
     options = DriftOptions(window_s=3600, baseline=Baseline.parse("24h"), by=("tier", "locale"))
     con = duckdb.connect()
     began = time.perf_counter()
-    columns = ["prompt_id", "prompt_version", "scores", *(SLICES[d][1] for d in options.by)]
-    load = load_spans(con, [file], table="drift_spans", columns=columns)
+    load, engine = load_for_drift(con, [file], options, whole_range=whole_range)
     loaded = time.perf_counter()
-    report = analyse(DuckDBEngine(con, load.scores), options)
+    report = analyse(engine, options)
     timings["reader"] = min(timings.get("reader", 1e9), loaded - began)
     timings["analysis"] = min(timings.get("analysis", 1e9), time.perf_counter() - loaded)
     return load, report

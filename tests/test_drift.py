@@ -378,3 +378,28 @@ def test_json_form_is_stable(duck):
         "status",
     }
     assert row["status"] == "alert" and row["slice"] == {"tier": "enterprise", "locale": "de"}
+
+
+def test_load_for_drift_parses_only_the_period_and_falls_back_when_needed(span_file, tmp_path):
+    from promptctl.drift.engines import load_for_drift
+
+    options = DriftOptions(window_s=3600, by=("tier", "locale"))
+    con = duckdb.connect()
+    load, engine = load_for_drift(con, [str(span_file)], options)
+    assert load.since_ns is not None and load.spans < 8320
+    assert _rounded(analyse(engine, options, _meta).rows) == _rounded(
+        analyse(
+            DuckDBEngine(con, load_spans(con, [span_file], table="everything").scores), options, _meta
+        ).rows
+    )
+    # a late span without scores moves the end of the files, not the analysis: the load starts over, whole
+    later = tmp_path / "later.jsonl"
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileExporter(later)))
+    provider.get_tracer("t").start_span("late", start_time=_ns(T0 + timedelta(days=5))).end(
+        end_time=_ns(T0 + timedelta(days=5)) + 1
+    )
+    provider.shutdown()
+    load, engine = load_for_drift(con, [str(span_file), str(later)], options)
+    assert load.since_ns is None and load.spans == 8321
+    assert len(analyse(engine, options, _meta).alerts) == 1

@@ -285,3 +285,26 @@ def test_reader_long_lines_and_column_selection(tmp_path: Path):
     ]
     with pytest.raises(UsageError, match="unknown span column"):
         load_spans(con, [path], columns=["colour"])
+    with pytest.raises(UsageError, match="reserved"):
+        load_spans(con, [path], table="select")
+
+
+def test_line_times_prune_lines_outside_the_range(tmp_path: Path):
+    from promptctl.spans.reader import scan_line_times
+
+    path = _exported(
+        tmp_path / "spans.jsonl", n=3
+    )  # 4 lines, one span each (the root, started first, is last)
+    with path.open("a") as out:
+        out.write("not json\n")
+    con = duckdb.connect()
+    times = scan_line_times(con, [path])
+    rows = _rows(con, f"SELECT line, min_ns, max_ns FROM {times.table} ORDER BY line")
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5] and rows[4]["max_ns"] is None
+    assert times.max_ns == max(r["max_ns"] for r in rows[:4])
+    since = rows[1]["min_ns"]  # the second eval span: lines 2 and 3 reach it, 1 and 4 (the root) do not
+    pruned = load_spans(con, [path], table="pruned", since=since, line_times=times)
+    plain = load_spans(con, [path], table="plain", since=since)
+    assert pruned.spans == plain.spans == 2
+    assert _rows(con, "SELECT line FROM pruned ORDER BY line") == [{"line": 2}, {"line": 3}]
+    assert [(m.line, m.reason) for m in pruned.malformed] == [(5, "not valid JSON")]  # never pruned away

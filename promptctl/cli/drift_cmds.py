@@ -176,17 +176,12 @@ def register(app: typer.Typer) -> None:
         else:
             import duckdb
 
-            from promptctl.drift.engines import DuckDBEngine
-            from promptctl.spans.reader import load_spans
+            from promptctl.drift.engines import load_for_drift
 
             con = duckdb.connect()
-            from promptctl.drift.analysis import SLICES
-
-            needed = ["prompt_id", "prompt_version", "scores", *(SLICES[d][1] for d in options.by)]
-            load = load_spans(
-                con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=needed
+            load, engine = load_for_drift(
+                con, files, options, score_pattern=score_pattern, strict=strict, whole_range=bool(plot)
             )
-            engine = DuckDBEngine(con, load.scores)
             source = load.to_json()
 
         report = analyse(engine, options, _metadata_lookup(registry))
@@ -244,6 +239,8 @@ def _print_report(report, load, note, table, format_span, iso_us) -> None:
         summary = (
             f"read {load.spans:,} spans from {len(load.files)} file{'s' if len(load.files) != 1 else ''}"
         )
+        if load.since_ns is not None:
+            summary += f" (those after {iso_us(load.since_ns // 1000)}: the window and baseline)"
         if load.spans_without_version:
             summary += f"; {load.spans_without_version:,} without prompt.version (not analysed)"
         note(summary)

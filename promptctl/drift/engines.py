@@ -226,3 +226,51 @@ def chdb_transport(session: Any) -> Callable[[str], dict]:
         return json.loads(data) if data.strip() else {"data": []}
 
     return transport
+
+
+def load_for_drift(
+    con: Any,
+    files: Sequence[str],
+    options: Any,
+    *,
+    score_pattern: str = "eval.score.*",
+    strict: bool = False,
+    whole_range: bool = False,
+) -> tuple[Any, DuckDBEngine]:
+    """Load span files for a drift run, parsing only what the analysis can use.
+
+    With a duration baseline the analysis looks at ``(now - window - baseline, now]`` only, so a first,
+    cheap pass reads just the start times per line (``scan_line_times``) and the load then parses only the
+    lines that reach into that period: the time filter pushed into the scan. ``whole_range`` (the plot, the
+    ``previous`` baseline) loads everything. Returns the ``SpanLoad`` and the engine.
+    """
+    from promptctl.spans.reader import load_spans, scan_line_times
+
+    from .analysis import SLICES, US, latest_us, to_us
+
+    columns = ["prompt_id", "prompt_version", "scores", *(SLICES[d][1] for d in options.by)]
+
+    def full():
+        load = load_spans(
+            con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=columns
+        )
+        return load, DuckDBEngine(con, load.scores)
+
+    if whole_range or options.baseline.mode != "duration":
+        return full()
+    times = scan_line_times(con, files, table="drift_spans")
+    if times.max_ns is None:
+        return full()
+    span_us = int((options.window_s + options.baseline.seconds) * US)
+    end_us = (
+        times.max_ns // 1000 if options.until is None else min(times.max_ns // 1000, to_us(options.until))
+    )
+    since_us = end_us - span_us
+    until_ns = None if options.until is None else (to_us(options.until) + 1) * 1000
+    load = load_spans(con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=columns,
+                      since=since_us * 1000, until=until_ns, line_times=times)  # fmt: skip
+    engine = DuckDBEngine(con, load.scores)
+    now = latest_us(engine, options)
+    if now is None or now - span_us < since_us:
+        return full()  # the last scored span is older than the last span: the period starts earlier
+    return load, engine

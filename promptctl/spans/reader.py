@@ -21,7 +21,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +37,8 @@ __all__ = [
     "SpanLoad",
     "expand_paths",
     "load_spans",
+    "LineTimes",
+    "scan_line_times",
 ]
 
 DEFAULT_SCORE_PATTERN = "eval.score.*"
@@ -136,6 +138,8 @@ class SpanLoad:
     malformed_lines: int
     malformed: tuple[MalformedLine, ...] = field(default=())  # the first ``max_reported`` of them
     score_pattern: str = DEFAULT_SCORE_PATTERN
+    since_ns: int | None = None  # the time filter the load applied, if any
+    until_ns: int | None = None
 
     @property
     def partial(self) -> bool:
@@ -149,6 +153,8 @@ class SpanLoad:
             "spans_without_version": self.spans_without_version,
             "malformed_lines": self.malformed_lines,
             "malformed": [m.to_json() for m in self.malformed],
+            "since_unix_nano": self.since_ns,
+            "until_unix_nano": self.until_ns,
         }
 
 
@@ -250,6 +256,7 @@ def _load_sql(
     since_ns: int | None,
     until_ns: int | None,
     max_line: int,
+    prune: str = "",
 ) -> str:
     def value(key: str) -> str:
         return f"s.attributes[list_position(keys, {_sql_literal(key)})].value"
@@ -327,7 +334,7 @@ WITH lines AS (
 ), docs AS (
   SELECT file, line, text, TRY(from_json(text, {_sql_literal(_request_structure(columns))})) AS doc
   FROM lines
-  WHERE text IS NOT NULL
+  WHERE text IS NOT NULL{prune}
 ), checked AS (
   -- a blank line travels as a 'blank' problem row and is dropped with the problems (trim() runs only
   -- on the lines that failed to parse: a filter on it would be pushed down and run on every line)
@@ -360,17 +367,15 @@ WHERE problem IS NOT NULL OR {missing_ids} OR start_unix_nano IS NULL OR ({in_ra
 """
 
 
-def _create_raw(con: Any, raw: str, files: list[str], params: dict[str, str], wanted: set[str], glob_pattern: str,
-                prefix: str, since_ns: int | None, until_ns: int | None) -> None:  # fmt: skip
+def _run_scan(con: Any, build: Callable[[int], str], params: dict[str, str]) -> list[tuple]:
+    """Run a query over the line scan, first with small scan buffers, then with the large line limit."""
     import duckdb
 
     # A modest line limit keeps the scan's buffers small, so even a 100 MB file is read by every core; a
     # file with longer lines (a Collector batch of thousands of spans) is read again with the large limit.
     for max_line in (FAST_LINE_BYTES, MAX_LINE_BYTES):
-        sql = _load_sql(raw, len(files), wanted, glob_pattern, prefix, since_ns, until_ns, max_line)
         try:
-            con.execute(sql, params).fetchall()
-            return
+            return con.execute(build(max_line), params).fetchall()
         except duckdb.IOException as exc:
             raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
         except duckdb.Error as exc:  # a line longer than the limit, an undecodable file
@@ -385,6 +390,39 @@ def _create_raw(con: Any, raw: str, files: list[str], params: dict[str, str], wa
                     f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
                 ) from None
             raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+    return []
+
+
+@dataclass(frozen=True)
+class LineTimes:
+    """The start-time range of the spans on each line: a cheap first pass that lets a load skip lines."""
+
+    table: str  # temp table (file, line, min_ns, max_ns); NULL bounds for a line that is not JSON
+    files: tuple[str, ...]
+    min_ns: int | None  # over every span of every file
+    max_ns: int | None
+
+
+def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table: str = "spans") -> LineTimes:
+    """One pass over the files that reads only the spans' start times (``json_extract_string`` of one path:
+    no structure is built), per line. ``load_spans(..., since=, until=, line_times=)`` then parses only the
+    lines that may hold spans in range: the time filter pushed into the scan."""
+    files = expand_paths(paths)
+    params = {f"f{i}": f for i, f in enumerate(files)}
+    name = _quote_ident(f"{table}__lines")
+    path = "$.resourceSpans[*].scopeSpans[*].spans[*].startTimeUnixNano"
+
+    def build(max_line: int) -> str:
+        return f"""
+CREATE OR REPLACE TEMP TABLE {name} AS
+SELECT file, line, list_min(ts) AS min_ns, list_max(ts) AS max_ns FROM (
+  SELECT file, line,
+    list_transform(TRY(json_extract_string(text, '{path}')), lambda x: TRY_CAST(x AS BIGINT)) AS ts
+  FROM ({_lines_sql(len(files), max_line)}) WHERE text IS NOT NULL)"""
+
+    _run_scan(con, build, params)
+    lo, hi = con.execute(f"SELECT min(min_ns), max(max_ns) FROM {name}").fetchall()[0]
+    return LineTimes(name, tuple(files), None if lo is None else int(lo), None if hi is None else int(hi))
 
 
 def _nanos(moment: datetime | int | None) -> int | None:
@@ -405,6 +443,7 @@ def load_spans(
     since: datetime | int | None = None,
     until: datetime | int | None = None,
     columns: Iterable[str] | None = None,
+    line_times: LineTimes | None = None,
     max_reported: int = 20,
 ) -> SpanLoad:
     """Read span files (paths or globs) into the DuckDB temp table ``table`` on ``con``.
@@ -427,6 +466,12 @@ def load_spans(
     if unknown:
         raise UsageError(f"unknown span column(s): {', '.join(unknown)}; known: {', '.join(known)}")
     name = _quote_ident(table)
+    reserved = con.execute(
+        "SELECT count(*) FROM duckdb_keywords() WHERE keyword_category = 'reserved' AND keyword_name = lower(?)",
+        [name],
+    ).fetchall()[0][0]
+    if reserved:
+        raise UsageError(f"invalid table name {table!r}: a reserved SQL word")
     raw = _quote_ident(f"{table}__raw")
     scores_view = _quote_ident(f"{table}_scores")
     glob_pattern, prefix = score_glob(score_pattern)
@@ -435,8 +480,26 @@ def load_spans(
     # the table keeps file and line: the scan need not keep the files' order (faster, less memory)
     (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
     con.execute("SET preserve_insertion_order = false").fetchall()
+    since_ns, until_ns = _nanos(since), _nanos(until)
+    prune = ""
+    if line_times is not None and (since_ns is not None or until_ns is not None):
+        if list(line_times.files) != files:
+            raise UsageError("line_times were scanned from other files than the ones being loaded")
+        keep = ["max_ns IS NULL"]  # not JSON: parse it, to name it as malformed
+        keep.append(" AND ".join(
+            ([f"max_ns >= {since_ns}"] if since_ns is not None else []) + ([f"min_ns < {until_ns}"] if until_ns is not None else [])
+        ))  # fmt: skip
+        prune = (
+            f"\n    AND (file, line) IN (SELECT file, line FROM {line_times.table} WHERE {' OR '.join(keep)})"
+        )
     try:
-        _create_raw(con, raw, files, params, wanted, glob_pattern, prefix, _nanos(since), _nanos(until))
+        _run_scan(
+            con,
+            lambda max_line: _load_sql(
+                raw, len(files), wanted, glob_pattern, prefix, since_ns, until_ns, max_line, prune
+            ),
+            params,
+        )
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
 
@@ -484,6 +547,8 @@ def load_spans(
         malformed_lines=bad_count,
         malformed=tuple(malformed),
         score_pattern=score_pattern,
+        since_ns=since_ns,
+        until_ns=until_ns,
     )
 
 
