@@ -107,12 +107,31 @@ def subprocess_median(code: str, runs: int) -> float:
 
 
 def interleaved(contenders: dict[str, Callable[[int], float]], rounds: int, batch: int) -> dict[str, float]:
-    """Median (over rounds) per-call microseconds; contenders alternate within each round."""
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():
-            samples[name].append(run(batch) / batch * 1e6)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    """Median (over rounds) per-call microseconds; contenders alternate within each round, in alternating order."""
+    return paired(contenders, rounds, batch)[0]
+
+
+def paired(
+    contenders: dict[str, Callable[[int], float]], rounds: int, batch: int, reference: str | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(median per-call us, median of per-round ratios to ``reference``) over interleaved rounds.
+
+    Each round runs every contender once, back to back (forward, then backward in the next round), so a ratio
+    compares runs made under the same machine load; its median is steadier than a ratio of medians on a
+    shared, busy machine.
+    """
+    names = list(contenders)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        order = names if index % 2 == 0 else list(reversed(names))
+        this_round = {name: contenders[name](batch) / batch * 1e6 for name in order}
+        for name in names:
+            samples[name].append(this_round[name])
+            if reference is not None:
+                ratios[name].append(this_round[name] / this_round[reference])
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    return medians, {name: statistics.median(values) for name, values in ratios.items() if values}
 
 
 class Table:
@@ -365,14 +384,17 @@ def main() -> None:
                 peer_notes.append((label, note))
     for run in contenders.values():  # warm-up
         run(200)
-    result = interleaved(contenders, rounds, batch)
+    floor_name = next(name for name in contenders if name.startswith("floor"))
+    call_rounds, call_batch = rounds * 4, max(batch // 4, 500)
+    result, ratios = paired(contenders, call_rounds, call_batch, reference=floor_name)
     harness = result["harness only (attach/detach a fresh span)"]
-    floor_name = next(name for name in result if name.startswith("floor"))
     floor_value = result[floor_name]
-    table.section(f"per call, cached (median of {rounds} interleaved rounds x {batch} calls)")
+    table.section(
+        f"per call, cached ({call_rounds} interleaved rounds x {call_batch} calls; ratio = median of per-round ratios to the floor)"
+    )
     for name, value in result.items():
-        ratio = None if name.startswith("harness") else value / floor_value
-        net = "" if name.startswith("harness") else f"net of harness {value - harness:.2f} us ({(value - harness) / (floor_value - harness):.2f}x)"
+        ratio = None if name.startswith("harness") else ratios[name]
+        net = "" if name.startswith("harness") else f"net of harness {value - harness:.2f} us ({(value - harness) / (floor_value - harness):.2f}x of medians)"
         table.add(name, value, "us", ratio, net)
     for label, note in peer_notes:
         table.footnote(f"{label}: {note}")
@@ -382,19 +404,26 @@ def main() -> None:
     checking_export = promptctl.Registry(export, ttl=0)
     checking.get(PROMPT)
     checking_export.get(PROMPT)
-    ttl = interleaved(
+    ttl, ttl_ratio = paired(
         {
             "cached (ttl not expired)": timed(lambda: registry.get(PROMPT)),
             "ttl expired: Git ref check (stat + read)": timed(lambda: checking.get(PROMPT)),
             "ttl expired: export manifest stat": timed(lambda: checking_export.get(PROMPT)),
+            floor_name: timed(floor),
         },
-        rounds,
-        batch,
+        call_rounds,
+        call_batch,
+        reference="cached (ttl not expired)",
     )
-    table.section("get() alone when the TTL has expired (nothing moved)")
+    table.section("get() alone (tags the current span) when the TTL has expired and nothing moved; ratio to a cached get()")
     cached_get = ttl["cached (ttl not expired)"]
     for name, value in ttl.items():
-        table.add(name, value, "us", None, "" if name.startswith("cached") else f"+{value - cached_get:.2f} us per check")
+        if name == floor_name:
+            continue
+        extra = "" if name.startswith("cached") else (
+            f"+{value - cached_get:.2f} us per check = {(value - cached_get) / ttl[floor_name]:.2f} floor calls"
+        )
+        table.add(name, value, "us", ttl_ratio[name], extra)
 
     # 5. reload after a promotion --------------------------------------------------------------------------------
     from promptctl import gitstore
@@ -444,23 +473,20 @@ def main() -> None:
                 tr.start_span("child", attributes=attrs).end()
             return time.perf_counter() - start
 
-    per_span = interleaved(
-        {
-            "child span, no processor": lambda n: spans(plain, n),
-            "child span, prompt processor": lambda n: spans(instrumented, n),
-            "child span with 3 attributes, no processor": lambda n: spans(plain, n, genai_attrs),
-            "child span with 3 attributes, prompt processor": lambda n: spans(instrumented, n, genai_attrs),
-        },
-        rounds,
-        batch,
-    )
-    table.section("span start + end inside prompt.use() (processor cost = difference)")
+    span_contenders = {
+        "child span, no processor": lambda n: spans(plain, n),
+        "child span, prompt processor": lambda n: spans(instrumented, n),
+        "child span with 3 attributes, no processor": lambda n: spans(plain, n, genai_attrs),
+        "child span with 3 attributes, prompt processor": lambda n: spans(instrumented, n, genai_attrs),
+    }
+    per_span, span_ratio = paired(span_contenders, call_rounds, call_batch, reference="child span, no processor")
+    table.section("span start + end inside prompt.use() (processor cost = difference); ratio to a plain child span")
     names = list(per_span)
     for index, name in enumerate(names):
         extra = ""
         if index % 2:
-            extra = f"+{per_span[name] - per_span[names[index - 1]]:.2f} us per span"
-        table.add(name, per_span[name], "us", None, extra)
+            extra = f"+{per_span[name] - per_span[names[index - 1]]:.2f} us per span ({len(attributes)} attributes set)"
+        table.add(name, per_span[name], "us", span_ratio[name], extra)
 
     print(f"promptctl runtime loader benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f})")
     print(f"template: {len(prompt.template_source)} characters, {len(VARIABLES)} variables; attributes per call: {len(attributes)}\n")

@@ -261,9 +261,6 @@ class Registry:
         self, prompt_id: str, channel: str, old: ChannelEntry | None, has_fallback: bool, via_variant: bool = False
     ) -> ChannelEntry | None:
         """Re-read a channel after its TTL (or for the first time). Never raises once something was served."""
-        from ..errors import UnknownChannel
-        from .cache import ChannelEntry, VersionEntry
-
         key = (prompt_id, channel)
         if old is not None:
             if not self._lock.acquire(blocking=False):
@@ -283,7 +280,9 @@ class Registry:
                 snapshot = self._source.channel_state(prompt_id, channel, old.snapshot if old else None)
                 if old is not None and snapshot is old.snapshot and not old.stale:
                     old.deadline = monotonic() + self.ttl
-                    return old
+                    return old  # the common TTL check: nothing moved (no import, no allocation below this line)
+                from .cache import ChannelEntry, VersionEntry
+
                 versions = [self._version_entry(prompt_id, s.version, s.template_hash or None) for s in snapshot.serves]
                 if snapshot.published_at is not None:  # fleet: fresh resolved caches carry this manifest's time
                     versions = [VersionEntry(v.prompt_id, v.version, v.definition, v.compiled) for v in versions]
@@ -293,6 +292,8 @@ class Registry:
                     logger.info("promptctl: %s@%s readable again in %s", prompt_id, channel, self.location)
             except Exception as exc:  # noqa: BLE001 - never take the application down once something was served
                 if old is None:
+                    from ..errors import UnknownChannel
+
                     if via_variant and isinstance(exc, UnknownChannel):
                         self._missing_variant[key] = monotonic() + self.ttl
                         return _NO_SUCH_VARIANT_CHANNEL
