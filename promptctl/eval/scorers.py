@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidContent, NotFound, UsageError
+from ..errors import EnvironmentProblem, InvalidContent, NotFound, UsageError
 from .evalset import EvalItem, RubricSpec, reference_value
 
 
@@ -175,9 +175,14 @@ def _json_valid(spec: RubricSpec, params: dict, base_dir: Path) -> Callable[[Any
 
 
 def _json_schema(spec: RubricSpec, params: dict, base_dir: Path) -> Callable[[Any, EvalItem], float]:
-    import jsonschema
-
     where = spec.where
+    try:
+        import jsonschema
+    except ImportError:
+        raise EnvironmentProblem(
+            f"{where}: rubric {spec.name}: json_schema needs the jsonschema package: pip install 'promptctl[jsonschema]'"
+        ) from None
+
     if "schema_file" in params:
         schema_path = base_dir / str(params["schema_file"])
         try:
