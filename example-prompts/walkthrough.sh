@@ -30,6 +30,13 @@ step promptctl diff support_intent_classifier v1 v2
 step promptctl render support_intent_classifier@v2 --var message="Ich wurde doppelt belastet" --locale de --tier enterprise
 step promptctl render support_reply --var customer_name=Ada --var intent=refund --var message="charged twice"
 step promptctl hash support_intent_classifier
+step promptctl diff support_intent_classifier
+step promptctl render ticket_summarizer --var thread="Parcel is late" --var max_bullets=2
+step promptctl render support_intent_classifier --var message=hi --locale fr --json
+echo "Never use jargon." >> prompts/_partials/tone.j2
+step promptctl commit support_reply -m "tone: no jargon"      # notes that ticket_summarizer shares the partial
+step promptctl status
+expect_fail promptctl new Bad_Id
 expect_fail promptctl commit support_intent_classifier -m "nothing changed"
 expect_fail promptctl show support_intent_classifier@v9
 
@@ -54,7 +61,7 @@ step promptctl publish --channel production ../site/production
 step promptctl publish --channel production ../site/production    # nothing changed: nothing written
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory ../site >/dev/null 2>&1 & server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 50); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/production/manifest.json')" 2>/dev/null && break; sleep 0.1; done
 step promptctl published "http://127.0.0.1:$port/production/" --verify
 step python -c "import promptctl; p = promptctl.Registry('http://127.0.0.1:$port/production/').get('support_intent_classifier'); print('replica serves', p.id, p.version, p.template_hash)"
