@@ -56,6 +56,13 @@ git clone -q ../registry.git ../replica
 step promptctl pull --repo ../replica
 step promptctl show support_intent_classifier@production --repo ../replica
 
+echo "== 3. The runtime loader: resolve, render, tag spans"
+step promptctl schema prompt
+step python -c "import promptctl; p = promptctl.Registry('.', channel='production').get('support_intent_classifier', locale='de'); print(p.version, p.template_hash, p.body, 'fallback' if p.fallback else ''); print(p.render(message='Ich wurde doppelt belastet'))"
+step promptctl export --channel production ../export
+step python -c "import promptctl; p = promptctl.Registry('../export').get('support_intent_classifier'); print('from the export:', p.version, p.template_hash, p.channel)"
+expect_fail promptctl export --channel staging ../export2
+
 echo "== Fleet delivery: publish static files, replicas poll them over HTTP"
 step promptctl publish --channel production ../site/production
 step promptctl publish --channel production ../site/production    # nothing changed: nothing written
