@@ -90,6 +90,15 @@ def _check_writable(directory: Path) -> None:
         raise NotWritable(f"cannot publish to {directory}: {objects} is not a writable directory")
 
 
+def _publishing(target: Path, write: Callable[..., int], *args: Any) -> int:
+    """Run an export writer, naming the failure as a publish (the writers' messages say "export")."""
+    try:
+        return write(target, *args)
+    except NotWritable as exc:
+        reason = str(exc).partition(": ")[2] or str(exc)
+        raise NotWritable(f"cannot publish to {target}: {reason}") from None
+
+
 def publish(repo_root: str | os.PathLike[str], channels: Sequence[str], directory: str | os.PathLike[str]) -> PublishResult:
     """Publish what ``channels`` serve (plus the channels ``variants:`` maps to) into ``directory``.
 
@@ -108,11 +117,11 @@ def publish(repo_root: str | os.PathLike[str], channels: Sequence[str], director
     existing = _read_existing(target)
     if existing is not None and _comparable(existing) == _comparable(manifest):
         missing = {d: data for d, data in objects.items() if not _intact(target / OBJECTS / f"{d}.json", d)}
-        written = write_objects(target, missing) if missing else 0  # repair a damaged object store only
+        written = _publishing(target, write_objects, missing) if missing else 0  # repair a damaged object store only
         return PublishResult(str(target), False, existing.get("published_at"), written, existing)
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     manifest = {"format": manifest["format"], "published_at": now, **manifest}
-    written = write_files(target, objects, manifest)
+    written = _publishing(target, write_files, objects, manifest)
     return PublishResult(str(target), True, now, written, manifest)
 
 

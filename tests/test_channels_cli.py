@@ -158,6 +158,18 @@ ERRORS = [
     (["channels", "no_such_prompt"], 3, "unknown prompt"),
     (["push", "nowhere"], 3, "unknown remote 'nowhere'"),
     (["pull"], 3, "unknown remote 'origin'"),
+    # typos a new user makes: the id@version / id@channel spelling, missing or doubled arguments
+    (["promote", PID], 2, f"name the version to serve: 'promptctl promote {PID} vN'"),
+    (["promote", f"{PID}@staging"], 2, f"'promptctl promote {PID} vN --channel staging'"),
+    (["promote", f"{PID}@v2", "v3"], 2, f"'{PID}@v2' already names version v2; do not also pass 'v3'"),
+    (["promote", f"{PID}@staging", "v2", "-c", "production"], 2, "names channel 'staging'; do not also pass --channel production"),
+    (["promote", f"{PID}@v0"], 2, "invalid version 'v0'"),
+    (["promote", f"{PID}@V2"], 2, "invalid version spec"),
+    (["promote", f"{PID}@prod uction", "v2"], 2, "invalid version spec"),
+    (["rollback", f"{PID}@v1"], 2, f"use 'promptctl rollback {PID} --to v1'"),
+    (["channels", PID, "--channel", "staging"], 3, "channel 'staging' has never been promoted"),
+    (["channels", f"{PID}@staging"], 3, "channel 'staging' has never been promoted"),
+    (["history", PID, "--limit", "0"], 2, "--limit"),
 ]
 SIGNING_ERRORS = [
     (["promote", PID, "v2", "--channel", "production", "--reason", "r"], 5, "could not sign the move"),
@@ -235,3 +247,34 @@ def test_twenty_concurrent_promotes_agree_with_the_audit_log(repo):
     assert git(repo, "rev-parse", REF).strip() == history[0]["commit"]
     [state] = ok_json(repo, "channels", PID)
     assert state["serves"] == history[0]["serves"] and state["commit"] == history[0]["commit"]
+
+
+def test_id_at_version_and_id_at_channel_name_what_the_arguments_do(repo):
+    """Prompts are named ID@vN / ID@CHANNEL everywhere else, so the channel commands take those spellings too."""
+    assert ok(repo, "promote", f"{PID}@v2").stdout.startswith(f"promote {PID}@current: - -> v2  (audit ")
+    out = ok(repo, "promote", f"{PID}@staging", "v3").stdout
+    assert out.startswith(f"promote {PID}@staging: - -> v3  (audit ")
+    ok(repo, "promote", f"{PID}@staging", "v1")
+    assert ok(repo, "rollback", f"{PID}@staging").stdout.startswith(f"rollback {PID}@staging: v1 -> v3  (audit ")
+    [staging] = ok_json(repo, "channels", f"{PID}@staging")
+    assert staging["channel"] == "staging" and [s["version"] for s in staging["serves"]] == ["v3"]
+    [history] = ok_json(repo, "history", f"{PID}@staging", "-n", "1")
+    assert (history["channel"], history["action"], history["to"]) == ("staging", "rollback", "v3")
+
+
+def test_channels_filter_history_limit_and_json_keys_agree(repo):
+    promote_in_process(repo, ("v1", 100), ("v2", 100), ("v3", 100))
+    ok(repo, "promote", PID, "v2", "--channel", "staging")
+    everything = ok_json(repo, "channels", PID)
+    assert [c["channel"] for c in everything] == ["current", "staging"]
+    [only] = ok_json(repo, "channels", PID, "-c", "staging")
+    assert only == everything[1]
+    table = ok(repo, "channels", PID, "--channel", "staging").stdout
+    assert "staging" in table and "current" not in table
+    # the names history and promote use, beside the older by/since
+    assert only["author"] == only["by"] == "Test Author <author@example.com>" and only["at"] == only["since"]
+    noop = ok_json(repo, "promote", PID, "v2", "-c", "staging")
+    assert noop["changed"] is False and noop["author"] == only["author"] and noop["at"] == only["at"]
+    newest = ok_json(repo, "history", PID, "--limit", "2")
+    assert newest == ok_json(repo, "history", PID)[:2]
+    assert len(ok(repo, "history", PID, "-n", "1").stdout.splitlines()) < len(ok(repo, "history", PID).stdout.splitlines())

@@ -412,3 +412,46 @@ def test_stale_spans_the_loader_flagged_are_counted(scenario_a, tmp_path):
     assert finding.kind == "stale" and finding.count == 2 and finding.loader_stale == 1
     proc = run_cli(repo, "conform", str(spans))
     assert "1 of them carried prompt.stale" in proc.stdout
+
+
+def test_a_file_with_no_readable_span_is_an_error_not_a_pass(scenario_a, tmp_path):
+    """The wrong file (or format) given to a CI job must fail it, not report "conforms" over zero spans."""
+    repo, _, _, _ = scenario_a
+    before = git(repo, "for-each-ref") + git(repo, "status", "--porcelain")
+    wrong = tmp_path / "passwd"
+    wrong.write_text("".join(f"user{i}:x:{i}:{i}::/home/user{i}:/bin/sh\n" for i in range(30)))
+    proc = run_cli(repo, "conform", "--spans", str(wrong))
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert proc.stderr == (
+        f"promptctl: error: no span could be read from {wrong}: all 30 lines are malformed "
+        f"(first: {wrong}:1: not valid JSON); conform reads OTLP/JSON lines (the Collector's file exporter)\n"
+    )
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"hello": "world"}\n')
+    proc = run_cli(repo, "conform", str(one), "--json")
+    assert proc.returncode == 4 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "its only line is malformed" in proc.stderr
+    assert git(repo, "for-each-ref") + git(repo, "status", "--porcelain") == before
+
+
+def test_many_malformed_lines_name_a_few_and_count_the_rest(scenario_a, tmp_path):
+    repo, original, _, _ = scenario_a
+    spans = tmp_path / "app.jsonl"
+    shutil.copy(original, spans)
+    with spans.open("a") as handle:
+        handle.write("{not json\n" * 25)
+    proc = run_cli(repo, "conform", "--spans", str(spans))
+    assert proc.returncode == 1
+    notes = proc.stderr.splitlines()
+    assert len(notes) == 4 and all(n.startswith("promptctl: skipped malformed span line ") for n in notes[:3])
+    assert notes[3] == "promptctl: skipped 25 malformed span lines (22 not named); --strict fails instead"
+
+
+def test_span_attribute_text_is_never_read_as_markup(two_versions, tmp_path):
+    spans = tmp_path / "odd.jsonl"
+    out = SpanWriter(spans)
+    out._span(T1, {"prompt.id": "[red]x[/red]", "prompt.version": "[bold]v1", "prompt.template_hash": "[/]"})
+    out.close()
+    proc = run_cli(two_versions, "conform", str(spans))
+    assert proc.returncode == 1, proc.stderr
+    assert "UNREGISTERED [red]x[/red] [bold]v1 ([/])" in proc.stdout

@@ -48,8 +48,9 @@ def eval_run(repo: Path, candidate: str, baseline: str | None, *extra: str) -> s
 
 def test_gate_passes_when_the_candidate_answers_as_well(repo, tmp_path):
     out = tmp_path / "v2"
-    proc = eval_run(repo, "v2", "v1", "--gate", "0.02", "--out", str(out))
+    proc = eval_run(repo, "v2", "v1", "--gate", "0.02", "--out", str(out) + "/")  # a trailing slash, as shells complete it
     assert proc.returncode == 0, proc.stderr
+    assert f"results written to {out / 'results.jsonl'} and {out / 'summary.json'}" in proc.stderr
     assert "gate 0.02: passed" in proc.stdout
     assert f"{PID}@v2" in proc.stdout and "exact_match" in proc.stdout and "locale=fr" in proc.stdout
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

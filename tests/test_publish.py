@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from conftest import GIT_IDENTITY, run_cli
+from conftest import GIT_IDENTITY, git, run_cli
 from test_runtime_support import promote, runtime_repo, runtime_template  # noqa: F401 - fixtures
 
 from promptctl.publish import publish
@@ -61,6 +61,9 @@ def test_publishing_twice_with_nothing_changed_writes_nothing(runtime_repo, tmp_
     assert proc.returncode == 0 and "up to date" in proc.stdout and "nothing written" in proc.stdout
     assert snapshot(out) == before
     promote(runtime_repo, SIC, "production", "v2")
+    fresh = run_cli(runtime_repo, "publish", "--channel", "production", str(tmp_path / "fresh"))
+    assert fresh.returncode == 0 and " (s)" not in fresh.stdout and "(s)" not in fresh.stdout
+    assert "published 1 prompt to" in fresh.stdout and "(1 new object)" in fresh.stdout
     moved = publish(runtime_repo, ["production"], out)
     # v2's object is there already (the variant channel experiment-b serves it): only the manifest changes
     assert moved.changed is True and moved.objects_written == 0 and moved.published_at > first.published_at
@@ -140,6 +143,14 @@ def test_destination_not_writable_is_one_line_exit_7_and_nothing_written(runtime
     proc = run_cli(runtime_repo, "publish", "--channel", "production", str(out))
     assert proc.returncode == 7 and proc.stderr.count("\n") == 1 and "objects" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["objects"]  # no manifest, nothing else
+
+
+def test_a_destination_the_os_refuses_says_publish_not_export(runtime_repo):
+    before = git(runtime_repo, "for-each-ref")
+    proc = run_cli(runtime_repo, "publish", "--channel", "production", "/proc/promptctl-test/site")
+    assert proc.returncode == 7 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("promptctl: error: cannot publish to /proc/promptctl-test")
+    assert git(runtime_repo, "for-each-ref") == before
 
 
 def test_unknown_channel_and_bad_interval(runtime_repo, tmp_path):

@@ -6,7 +6,13 @@ import typer
 
 from promptctl.cli.registry_cmds import JSON_OPTION, REPO_OPTION
 
-CHANNEL_OPTION = typer.Option("current", "--channel", "-c", help="Channel name: current (default) or [a-z][a-z0-9-]{0,39}.")
+CHANNEL_OPTION = typer.Option(
+    None,
+    "--channel",
+    "-c",
+    help="Channel name: current (default) or [a-z][a-z0-9-]{0,39}; ID@CHANNEL says the same.",
+    show_default=False,
+)
 REASON_OPTION = typer.Option("", "--reason", "-r", help="Why (recorded in the audit log; required on protected channels).")
 SIGN_OPTION = typer.Option(
     None,
@@ -14,6 +20,33 @@ SIGN_OPTION = typer.Option(
     help="Sign the state commit with your Git signing config (default: when the channel requires it, else commit.gpgSign).",
     show_default=False,
 )
+
+
+def _target(text: str, channel: str | None, version: str | None = None, *, command: str) -> tuple[str, str, str | None]:
+    """``ID``, ``ID@vN`` or ``ID@CHANNEL`` (the way prompts are named everywhere else) -> (id, channel, version).
+
+    ``ID@vN`` stands for the VERSION argument (promote only); ``ID@CHANNEL`` for ``--channel``. Saying the
+    same thing twice differently is a usage error, never a silent choice.
+    """
+    from promptctl.errors import UsageError
+    from promptctl.spec import parse_spec
+
+    if "@" not in text:
+        return text, channel or "current", version
+    spec = parse_spec(text)
+    if spec.number is not None:
+        named = f"v{spec.number}"
+        if command != "promote":
+            raise UsageError(
+                f"{command} takes a prompt id and a channel, not a version ({text!r}): "
+                f"use 'promptctl {command} {spec.prompt_id}" + (f" --to {named}'" if command == "rollback" else "'")
+            )
+        if version is not None and version != named:
+            raise UsageError(f"{text!r} already names version {named}; do not also pass {version!r}")
+        return spec.prompt_id, channel or "current", named
+    if channel is not None and channel != spec.channel:
+        raise UsageError(f"{text!r} names channel {spec.channel!r}; do not also pass --channel {channel}")
+    return spec.prompt_id, spec.channel or "current", version
 
 
 def _store(repo: str):
@@ -34,6 +67,20 @@ def _name(author: str) -> str:
 
 def _split(serves) -> str:
     return "yes" if len(serves) > 1 else "no"
+
+
+def _state_json(state) -> dict:
+    """A channel's state; ``author``/``at`` repeat ``by``/``since`` under the names history and moves use."""
+    move = state.last_move
+    return {
+        **state.to_json(),
+        "author": move.author if move else None,
+        "at": move.at if move else None,
+        "split": len(state.serves) > 1,
+        "action": move.action if move else None,
+        "commit": state.ref_oid,
+        "signed": move.signed if move else False,
+    }
 
 
 def _entry_json(entry) -> dict:
@@ -59,9 +106,9 @@ def _say_move(entry) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def promote(
-        prompt_id: str = typer.Argument(..., metavar="ID"),
-        version: str = typer.Argument(..., metavar="VERSION", help="An existing version, e.g. v23."),
-        channel: str = CHANNEL_OPTION,
+        prompt_id: str = typer.Argument(..., metavar="ID", help="The prompt (ID@vN or ID@CHANNEL also work)."),
+        version: str | None = typer.Argument(None, metavar="VERSION", help="An existing version, e.g. v23.", show_default=False),
+        channel: str | None = CHANNEL_OPTION,
         percent: int = typer.Option(100, "--percent", "-p", help="Rollout: serve VERSION to this share (1..100) of requests."),
         reason: str = REASON_OPTION,
         sign: bool | None = SIGN_OPTION,
@@ -70,14 +117,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Move a channel to a version (or start / move / finish a rollout with --percent); audited."""
         from promptctl.cli.output import emit_json
+        from promptctl.errors import UsageError
         from promptctl.model import serves_text
 
+        prompt_id, channel, version = _target(prompt_id, channel, version, command="promote")
+        if version is None:
+            where = "" if channel == "current" else f" --channel {channel}"
+            raise UsageError(
+                f"name the version to serve: 'promptctl promote {prompt_id} vN{where}' (see 'promptctl log {prompt_id}')"
+            )
         store = _store(repo)
         entry = store.promote(prompt_id, version, channel=channel, percent=percent, reason=reason, sign=sign)
         if entry is None:
             state = store.state(prompt_id, channel)
             if json_out:
-                emit_json({"changed": False, **state.to_json()})
+                emit_json({"changed": False, **_state_json(state)})
             else:
                 _plain(f"{prompt_id}@{channel} already serves {serves_text(state.serves)}; nothing to do")
             return
@@ -88,8 +142,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def rollback(
-        prompt_id: str = typer.Argument(..., metavar="ID"),
-        channel: str = CHANNEL_OPTION,
+        prompt_id: str = typer.Argument(..., metavar="ID", help="The prompt (ID@CHANNEL also works)."),
+        channel: str | None = CHANNEL_OPTION,
         to: str | None = typer.Option(None, "--to", help="Go to this version instead of the one served before."),
         reason: str = REASON_OPTION,
         sign: bool | None = SIGN_OPTION,
@@ -99,6 +153,7 @@ def register(app: typer.Typer) -> None:
         """Move a channel back to what it served before its last move (aborts a rollout); audited."""
         from promptctl.cli.output import emit_json
 
+        prompt_id, channel, _ = _target(prompt_id, channel, command="rollback")
         entry = _store(repo).rollback(prompt_id, channel=channel, to=to, reason=reason, sign=sign)
         if json_out:
             emit_json({"changed": True, **_entry_json(entry)})
@@ -106,30 +161,29 @@ def register(app: typer.Typer) -> None:
             _say_move(entry)
 
     @app.command()
-    def channels(prompt_id: str = typer.Argument(..., metavar="ID"), json_out: bool = JSON_OPTION, repo: str = REPO_OPTION) -> None:
+    def channels(
+        prompt_id: str = typer.Argument(..., metavar="ID"),
+        channel: str | None = typer.Option(None, "--channel", "-c", help="Only this channel (default: every channel)."),
+        json_out: bool = JSON_OPTION,
+        repo: str = REPO_OPTION,
+    ) -> None:
         """Every channel of a prompt: version(s), split, since when, moved by whom and why."""
         from promptctl.cli.output import emit_json, note, table
         from promptctl.errors import UnknownPrompt
         from promptctl.model import serves_text
         from promptctl.spec import validate_id
 
+        explicit = channel is not None or "@" in prompt_id
+        prompt_id, channel, _ = _target(prompt_id, channel, command="channels")
         store = _store(repo)
-        states = store.states(validate_id(prompt_id))
+        if explicit:
+            states = [store.state(prompt_id, channel)]
+        else:
+            states = store.states(validate_id(prompt_id))
         if not states and not store.repo.known_prompt(prompt_id):
             raise UnknownPrompt(f"unknown prompt {prompt_id!r}")
         if json_out:
-            emit_json(
-                [
-                    {
-                        **s.to_json(),
-                        "split": len(s.serves) > 1,
-                        "action": s.last_move.action if s.last_move else None,
-                        "commit": s.ref_oid,
-                        "signed": s.last_move.signed if s.last_move else False,
-                    }
-                    for s in states
-                ]
-            )
+            emit_json([_state_json(s) for s in states])
             return
         if not states:
             note(f"no channel of {prompt_id} has moved yet; start with 'promptctl promote {prompt_id} vN'")
@@ -155,6 +209,7 @@ def register(app: typer.Typer) -> None:
     def history(
         prompt_id: str = typer.Argument(..., metavar="ID"),
         channel: str | None = typer.Option(None, "--channel", "-c", help="Only this channel (default: all, interleaved)."),
+        limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="Only the newest N moves."),
         json_out: bool = JSON_OPTION,
         repo: str = REPO_OPTION,
     ) -> None:
@@ -162,7 +217,11 @@ def register(app: typer.Typer) -> None:
         from promptctl.cli.output import emit_json, note, table
         from promptctl.model import serves_text
 
+        if "@" in prompt_id:
+            prompt_id, channel, _ = _target(prompt_id, channel, command="history")
         entries = _store(repo).history(prompt_id, channel)
+        if limit is not None:
+            entries = entries[:limit]
         if json_out:
             emit_json([_entry_json(e) for e in entries])
             return

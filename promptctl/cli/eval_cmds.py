@@ -118,7 +118,10 @@ def run(
                 f"(scored 0); first: {first['item']}: {first['error']}"
             )
     if out and not as_json:
-        note(f"results written to {out}/results.jsonl and {out}/summary.json")
+        from pathlib import Path
+
+        folder = Path(out)
+        note(f"results written to {folder / 'results.jsonl'} and {folder / 'summary.json'}")
     if verdict is not None and not verdict.passed:
         raise typer.Exit(1)
 

@@ -23,6 +23,10 @@ def _stop_on_signals():
     return stop
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _serves(serves) -> str:
     return ",".join(s["version"] if s["percent"] == 100 else f"{s['version']}:{s['percent']}" for s in serves)
 
@@ -67,8 +71,8 @@ def register(app: typer.Typer) -> None:
                     for name, state in entry["channels"].items():
                         say(f"{prompt_id}@{name}  {_serves(state['serves'])}")
                 say(
-                    f"published {len(result.manifest['prompts'])} prompt(s) to {result.directory} at {result.published_at} "
-                    f"({result.objects_written} new object(s))"
+                    f"published {_count(len(result.manifest['prompts']), 'prompt')} to {result.directory} "
+                    f"at {result.published_at} ({_count(result.objects_written, 'new object')})"
                 )
             else:
                 say(f"{result.directory} is up to date (published at {result.published_at}); nothing written")
@@ -112,7 +116,7 @@ def register(app: typer.Typer) -> None:
                 say(f"already up to date with {result.remote}")
             else:
                 tags = len(result.tags)
-                say(f"synced from {result.remote}: {tags} version tag{'s' if tags != 1 else ''}, {len(result.channels)} channel(s)")
+                say(f"synced from {result.remote}: {tags} version tag{'s' if tags != 1 else ''}, {_count(len(result.channels), 'channel')}")
                 for change in result.channels:
                     say(f"  {change.label}  {change.kind}  {(change.old or '-')[:12]} -> {change.new[:12]}")
             if not json_out:
@@ -158,6 +162,6 @@ def register(app: typer.Typer) -> None:
             )
             if verify:
                 bad = report["bad_objects"]
-                say(f"{report['objects_checked']} object(s) checked, {len(bad)} bad" + (": " + ", ".join(bad) if bad else ""))
+                say(f"{_count(report['objects_checked'], 'object')} checked, {len(bad)} bad" + (": " + ", ".join(bad) if bad else ""))
         if verify and report["bad_objects"]:
             raise typer.Exit(1)

@@ -6,6 +6,7 @@ import typer
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output with stable keys.")
 REPO_OPTION = typer.Option(".", "--repo", "-C", help="Run as if started in this directory.", show_default=False)
+MALFORMED_NAMED = 3  # malformed span lines named on stderr; the count covers the rest
 
 
 def _open(repo: str):
@@ -164,9 +165,10 @@ def register(app: typer.Typer) -> None:
         r = _open(repo)
         report = run_conform(r, files, grace_seconds=grace_seconds, strict=strict)
         if report.malformed:
-            for line in report.malformed_examples:
+            named = report.malformed_examples[:MALFORMED_NAMED]  # a few examples, not a screenful
+            for line in named:
                 note(f"promptctl: skipped malformed span line {line}")
-            more = report.malformed - len(report.malformed_examples)
+            more = report.malformed - len(named)
             note(
                 f"promptctl: skipped {report.malformed} malformed span line{'s' if report.malformed != 1 else ''}"
                 + (f" ({more} not named)" if more > 0 else "")
@@ -187,6 +189,8 @@ def _span_label(ref) -> str:
 
 
 def _print_conform(report) -> None:
+    from rich.text import Text
+
     from promptctl.cli.output import console, table
     from promptctl.provenance.conform import KINDS
 
@@ -212,9 +216,13 @@ def _print_conform(report) -> None:
         where = f"{finding.prompt_id}@{finding.channel}" if finding.channel else finding.prompt_id
         served = f" ({finding.template_hash})" if finding.template_hash else ""
         out.print()
+        # prompt ids, versions and hashes come from span files: text, never rich markup
         out.print(
-            f"[bold]{finding.kind.upper()}[/bold] {where} {finding.version or '-'}{served}: "
-            f"{finding.count} span{'s' if finding.count != 1 else ''}, {finding.first_seen} .. {finding.last_seen}",
+            Text(finding.kind.upper(), style="bold").append(
+                f" {where} {finding.version or '-'}{served}: "
+                f"{finding.count} span{'s' if finding.count != 1 else ''}, {finding.first_seen} .. {finding.last_seen}",
+                style="",
+            ),
             highlight=False,
         )
         out.print(f"  {finding.detail}", markup=False)
@@ -228,6 +236,6 @@ def _print_conform(report) -> None:
     out.print()
     if report.problems:
         counts = ", ".join(f"{report.count(k)} {k}" for k in ("stale", "unregistered", "unserved") if report.count(k))
-        out.print(f"[bold]does not conform[/bold]: {counts}", highlight=False)
+        out.print(Text("does not conform", style="bold").append(f": {counts}", style=""), highlight=False)
     else:
         out.print("conforms: every span with prompt attributes served what the registry said, when it said it", markup=False)

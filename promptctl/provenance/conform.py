@@ -396,6 +396,17 @@ def conform(
     histories = channel_histories(repo)
     windows = service_windows(histories, grace_ns)
     load = _load_spans(con, paths, strict=strict)
+    if load.spans == 0 and load.malformed_lines:
+        from ..spans import MalformedSpanFile
+
+        # nothing read at all: "conforms" would be a lie (a wrong file, a wrong format)
+        first = f"; first: {load.malformed[0]}" if load.malformed else ""
+        n = load.malformed_lines
+        raise MalformedSpanFile(
+            f"no span could be read from {', '.join(load.files) or 'the span files'}: "
+            f"{'its only line is' if n == 1 else f'all {n} lines are'} malformed ({first[2:] or 'see --strict'}); "
+            "conform reads OTLP/JSON lines (the Collector's file exporter)"
+        )
     report = ConformReport(files=list(load.files), grace_seconds=grace, channels_moved=bool(histories))
     report.malformed = load.malformed_lines
     report.malformed_examples = list(load.malformed)
