@@ -51,7 +51,10 @@ def write_spans(path: Path, *, drift: float = 0.1, label_drift: float = 0.1) -> 
     contains_label. Each trace is an HTTP root span (no prompt attributes) with the scored LLM span below.
     """
     provider = TracerProvider(resource=Resource.create({"service.name": "support-api"}))
-    provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileExporter(path), max_export_batch_size=256))
+    # a queue that holds every span: the default (2048) drops spans when the exporter thread falls behind
+    provider.add_span_processor(
+        BatchSpanProcessor(OtlpJsonFileExporter(path), max_queue_size=20_000, max_export_batch_size=256)
+    )
     tracer = provider.get_tracer("promptctl.test")
     counters: dict[tuple, int] = {}
     for hour in range(26):
@@ -383,9 +386,9 @@ def test_json_form_is_stable(duck):
 def test_load_for_drift_parses_only_the_period_and_falls_back_when_needed(span_file, tmp_path):
     from promptctl.drift.engines import load_for_drift
 
-    options = DriftOptions(window_s=3600, by=("tier", "locale"))
+    options = DriftOptions(window_s=3600, baseline=Baseline("duration", 6 * 3600), by=("tier", "locale"))
     con = duckdb.connect()
-    load, engine = load_for_drift(con, [str(span_file)], options)
+    load, engine = load_for_drift(con, [str(span_file)], options)  # 8 of the 26 hours (1h of slack)
     assert load.since_ns is not None and load.spans < 8320
     assert _rounded(analyse(engine, options, _meta).rows) == _rounded(
         analyse(

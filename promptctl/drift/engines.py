@@ -265,7 +265,8 @@ def load_for_drift(
     end_us = (
         times.max_ns // 1000 if options.until is None else min(times.max_ns // 1000, to_us(options.until))
     )
-    since_us = end_us - span_us
+    # one window of slack: the last span is often an unscored one (an HTTP root) a little after the last score
+    since_us = end_us - span_us - int(options.window_s * US)
     until_ns = None if options.until is None else (to_us(options.until) + 1) * 1000
     load = load_spans(con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=columns,
                       since=since_us * 1000, until=until_ns, line_times=times)  # fmt: skip
