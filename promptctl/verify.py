@@ -231,6 +231,7 @@ _UNSAFE_FOR_SHAPE = re.compile(r"\{%[-+]?\s*(?:filter|call|macro|block|extends|i
 _BLOCK_SET = re.compile(r"\{%[-+]?\s*set\b[^=]*?[-+]?%\}")
 _analyses: dict[tuple[str, str], TemplateFacts] = {}
 _keys: dict[str, tuple[str, str]] = {}
+_chat_keys: dict[str, tuple] = {}
 _verdicts: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
 _MEMO_LIMIT = 20_000
 
@@ -361,19 +362,25 @@ def example_variables(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _chat_key(source: str) -> tuple:
+    """The memo key of a chat body: its roles and each message's memo key (messages render separately)."""
+    key = _chat_keys.get(source)
+    if key is None:
+        key = tuple((role, _memo_key(text)) for role, text in split_chat_source(source))
+        if len(_chat_keys) >= _MEMO_LIMIT:
+            _chat_keys.clear()
+        _chat_keys[source] = key
+    return key
+
+
 def definition_key(definition: PromptDefinition) -> tuple:
     """A key under which definitions pass or fail the render checks alike: type, inputs (with examples) and
     the memo keys of every body (per chat message) and partial."""
-    inputs = repr(definition.inputs)  # plain YAML values: equal reprs are equal values of equal types
-    chat = definition.type == "chat"
-    bodies = []
-    for name, source in sorted(definition.bodies.items()):
-        if chat:
-            bodies.append((name, tuple((role, _memo_key(text)) for role, text in split_chat_source(source))))
-        else:
-            bodies.append((name, _memo_key(source)))
-    partials = tuple(sorted((name, _memo_key(text)) for name, text in definition.partials.items()))
-    return (definition.type, inputs, tuple(bodies), partials)
+    body_key = _chat_key if definition.type == "chat" else _memo_key
+    bodies = tuple([(name, body_key(source)) for name, source in sorted(definition.bodies.items())])
+    partials = tuple([(name, _memo_key(text)) for name, text in sorted(definition.partials.items())])
+    # plain YAML values: equal reprs are equal values of equal types
+    return (definition.type, repr(definition.inputs), bodies, partials)
 
 
 def render_failures(definition: PromptDefinition) -> list[tuple[str, str]]:
