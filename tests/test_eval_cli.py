@@ -209,3 +209,16 @@ def test_an_unwritable_out_directory_is_an_environment_error(repo, tmp_path, mon
     err = capsys.readouterr().err
     assert exited.value.code == 7 and err.startswith("promptctl: error: --out ") and err.count("\n") == 1, err
     assert blocker.read_text() == "not a directory\n"
+
+
+def test_slice_values_from_the_eval_file_are_printed_as_written_never_as_markup(repo, tmp_path):
+    evals = tmp_path / "odd.yaml"
+    evals.write_text(
+        "rubrics: [exact_match]\n"
+        "items:\n"
+        "  - {id: a, inputs: {message: 'I want my money back'}, expected: refund, conditions: {variant: '[red]'}}\n"
+        "  - {id: b, inputs: {message: 'hello'}, expected: other, conditions: {variant: '[/]'}}\n"
+    )
+    proc = run_cli(repo, "eval", "run", str(evals), "--prompt", f"{PID}@v2", "--baseline", f"{PID}@v1", "--target", TARGET)
+    assert proc.returncode == 0, proc.stderr
+    assert "variant=[red]" in proc.stdout and "variant=[/]" in proc.stdout and "\x1b[" not in proc.stdout

@@ -245,20 +245,21 @@ def _ci(cell: dict) -> str:
 
 
 def _table(title, columns, rows, right_from: int = 2) -> None:
-    """A compact rich table; not folded at 80 columns when stdout is not a terminal (CI logs)."""
-    import sys
+    """A compact rich table on the shared console (never folded when stdout is not a terminal: CI logs).
 
+    Cells are plain text: rubric names and slice values come from eval files and are never rich markup."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    from promptctl.cli.output import console
+
     t = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left", pad_edge=False)
     for index, column in enumerate(columns):
-        t.add_column(column, no_wrap=True, justify="right" if index >= right_from else "left")
+        t.add_column(Text(str(column)), no_wrap=True, justify="right" if index >= right_from else "left")
     for row in rows:
-        t.add_row(*["" if cell is None else str(cell) for cell in row])
-    out.print(t)
+        t.add_row(*[Text("" if cell is None else str(cell)) for cell in row])
+    console().print(t)
 
 
 def _print_report(report: dict, title: str) -> None:
