@@ -608,10 +608,11 @@ def check_versions(
     return problems, hashes, bodies
 
 
-def _loaded_ahead(repo, chunks: list[list], workers: int = LOADERS) -> Iterable[list]:
+def _loaded_ahead(repo, chunks: list[list], workers: int | None = None) -> Iterable[list]:
     """``version_definitions_lenient`` of each chunk, in order, with up to ``workers`` chunks loading at once
     in threads, each with its own ``git cat-file`` process: while one thread parses and hashes (Python), another
     waits for git to resolve its objects (git's own process), so their work overlaps instead of adding up."""
+    workers = LOADERS if workers is None else workers
     if len(chunks) < 2 or workers < 2:
         yield from (repo.version_definitions_lenient(chunk) for chunk in chunks)
         return
