@@ -326,6 +326,11 @@ def _print_rollbacks(report, plans, apply, load, note, table) -> None:
         )
         rows.append((f"{p.prompt_id}@{p.channel}", p.version, p.serves, rules, outcome))
     table(None, ["channel", "drifting", "serves now", "rules", "rollback"], rows)
+    if not apply and not any(p.target for p in plans):
+        note(
+            "dry run: nothing changed; no channel can be rolled back automatically (see 'promptctl rollback --to')"
+        )
+        return
     if not apply:
         extra = ""
         if load is not None and load.partial:
