@@ -242,3 +242,50 @@ def test_list_and_log_fast_path_prints_what_typer_prints(versioned_repo):
     fast = run_cli(versioned_repo, "log", "nope")
     slow = run_cli(versioned_repo, "log", "nope", env={"PROMPTCTL_NO_FASTPATH": "1"})
     assert (fast.returncode, fast.stderr) == (slow.returncode, slow.stderr) == (3, "promptctl: error: unknown prompt 'nope'\n")
+
+
+def test_no_color_on_a_terminal_prints_no_escape_codes(versioned_repo):
+    """NO_COLOR=1 keeps a table free of ANSI styles even when stdout is a terminal (pty)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-m", "promptctl.cli.main", "list"],
+        cwd=versioned_repo,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    out = b"".join(chunks).decode()
+    assert proc.returncode == 0, proc.stderr
+    assert "support_intent_classifier" in out
+    assert "\x1b[" not in out
+
+
+def test_init_in_a_repository_with_no_commit_says_to_make_one(tmp_path):
+    from conftest import init_git_repo
+
+    repo = init_git_repo(tmp_path / "fresh")
+    proc = run_cli(repo, "init")
+    assert proc.returncode == 0, proc.stderr
+    assert "make a first commit" in proc.stdout
+    # ... and the advice works: after that commit, versions can be made.
+    assert run_cli(repo, "new", "greeter").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "prompt registry")
+    made = run_cli(repo, "commit", "greeter", "-m", "first")
+    assert made.returncode == 0, made.stderr

@@ -8,6 +8,7 @@ sources, messages) is never interpreted as rich markup or ``:emoji:`` codes.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -39,6 +40,8 @@ def console(stderr: bool = False):
         soft_wrap=True,
         emoji=False,
         width=None if tty else PIPE_WIDTH,
+        # NO_COLOR (https://no-color.org): rich alone drops colours but keeps bold/italic; no styles at all.
+        **({"color_system": None} if os.environ.get("NO_COLOR") else {}),
     )
 
 

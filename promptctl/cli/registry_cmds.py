@@ -115,6 +115,12 @@ def register(app: typer.Typer) -> None:
         created_repo, created = PromptRepo.init(repo, registry)
         where = created_repo.config.registry
         say(f"initialised registry in {where}/" if created else f"registry already initialised in {where}/")
+        from promptctl import gitstore
+
+        if gitstore.rev_parse(created_repo.root, "HEAD") is None:
+            # promptctl commit needs a branch with a commit to build on; say so now rather than at the first commit.
+            say(f"next: make a first commit (git add promptctl.yaml {where} && git commit -m 'prompt registry'), "
+                "then 'promptctl new ID'")
 
     @app.command()
     def new(

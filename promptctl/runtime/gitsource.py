@@ -212,7 +212,7 @@ class GitSource:
             if self._has_versions(prompt_id):
                 raise UnknownChannel(
                     f"{prompt_id} has no channel {channel!r} (promote a version first: "
-                    f"promptctl promote {prompt_id}@v<N> {channel})"
+                    f"promptctl promote {prompt_id} v<N> --channel {channel})"
                 )
             raise UnknownPrompt(f"unknown prompt {prompt_id!r}: no versions in {self.description}")
         obj = self.reader.read(oid)
