@@ -47,7 +47,7 @@ step promptctl channels support_intent_classifier
 step promptctl promote support_intent_classifier v2 --percent 100 --reason "rollout done"
 step promptctl promote support_intent_classifier v2 --channel production --reason "release 1"
 step promptctl rollback support_intent_classifier --reason "labels broke a downstream parser"
-step promptctl history support_intent_classifier
+step promptctl history support_intent_classifier -n 3
 step promptctl show support_intent_classifier@current
 expect_fail promptctl promote support_intent_classifier v1 --channel production
 git init -q --bare -b main ../registry.git && git remote add origin ../registry.git && git push -q origin main
