@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from ..errors import NotWritable
+from ..errors import EnvironmentProblem, NotWritable
 from ..model import AuditEntry, serves_text
 from .analysis import DriftReport, Series, format_span
 
@@ -34,7 +34,10 @@ def draw(
     moves: Sequence[AuditEntry] = (),
 ) -> str:
     """Write the PNG; returns its path. NotWritable when the file cannot be written."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise EnvironmentProblem("--plot needs matplotlib: pip install 'promptctl[plot]'") from None
 
     matplotlib.use("Agg", force=True)
     import matplotlib.dates as mdates
