@@ -115,3 +115,29 @@ def parse_tag_name(name: str) -> tuple[str, int] | None:
         return None
     match = VERSION_PATTERN.fullmatch(version)
     return (prompt_id, int(match.group(1))) if match else None
+
+
+_DURATION_UNITS = {
+    **dict.fromkeys(("ms", "msec", "millisecond", "milliseconds"), 0.001),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+    **dict.fromkeys(("w", "week", "weeks"), 604800.0),
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def duration_seconds(text: str, *, bare_seconds: bool = False) -> float | None:
+    """``90s``, ``500ms``, ``1h30m``, ``7d``, ``2 minutes`` -> seconds; a bare number only when
+    ``bare_seconds``. None when ``text`` is not such a duration (callers word their own error)."""
+    value = (text or "").strip().lower().replace(" ", "")
+    if not value:
+        return None
+    if _BARE_NUMBER.fullmatch(value):
+        return float(value) if bare_seconds else None
+    parts = _DURATION_PART.findall(value)
+    if "".join(n + u for n, u in parts) != value or any(u not in _DURATION_UNITS for _, u in parts):
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

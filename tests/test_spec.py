@@ -8,6 +8,7 @@ from promptctl.errors import ExitCode, InvalidId, InvalidVersionSpec
 from promptctl.spec import (
     VersionSpec,
     channel_ref,
+    duration_seconds,
     parse_spec,
     parse_tag_name,
     parse_version,
@@ -119,3 +120,22 @@ def test_validate_id_never_lets_a_path_through(text):
         return
     assert "/" not in text and "\\" not in text and ".." not in text and not text.startswith("-")
     assert text == text.lower() and " " not in text and 1 <= len(text) <= 100
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("500ms", 0.5), ("1h30m", 5400), ("7d", 604800), ("2 minutes", 120), ("1w", 604800), ("1.5s", 1.5)],
+)
+def test_duration_seconds_reads_units_and_compounds(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1h", "1x", "1h junk", "soon"])
+def test_duration_seconds_refuses_what_is_not_a_duration(text):
+    assert duration_seconds(text) is None
+    assert duration_seconds(text, bare_seconds=True) is None
+
+
+def test_bare_numbers_are_seconds_only_when_allowed():
+    assert duration_seconds("30") is None
+    assert duration_seconds("30", bare_seconds=True) == 30

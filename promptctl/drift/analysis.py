@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from ..errors import InvalidContent, UsageError
+from ..spec import duration_seconds
 
 US = 1_000_000
 DEFAULT_DROP = 0.05
@@ -38,17 +39,11 @@ SLICES: dict[str, tuple[str, str]] = {
 
 STATUSES = ("alert", "ok", "insufficient", "no-baseline")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_span(text: str, option: str = "--window") -> float:
     """``90s``, ``15m``, ``1h``, ``1h30m``, ``7d``, ``1w`` -> seconds (> 0). UsageError otherwise."""
-    value = (text or "").strip().lower().replace(" ", "")
-    parts = _DURATION_PART.findall(value)
-    if not value or "".join(a + b for a, b in parts) != value:
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise UsageError(f"invalid {option} {text!r}: use a duration such as 30m, 1h, 1h30m, 24h, 7d")
-    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in parts)
     if seconds <= 0:
         raise UsageError(f"invalid {option} {text!r}: the duration must be more than zero")
     return seconds

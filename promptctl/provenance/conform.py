@@ -18,7 +18,6 @@ spans classifies and aggregates them: no Python loop over spans.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from typing import Any
 from ..errors import UsageError
 from ..model import AuditEntry, serves_text
 from ..registry import PromptRepo
+from ..spec import duration_seconds
 from .blame import channel_histories, format_moment, timeline
 
 KINDS = ("ok", "stale", "unregistered", "unserved")
@@ -34,9 +34,6 @@ PROBLEM_KINDS = ("stale", "unregistered", "unserved")
 EXAMPLES = 3
 NS = 1_000_000_000
 FOREVER = 2**63 - 1
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
-                   "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600}  # fmt: skip
 
 
 def default_grace() -> float:
@@ -53,10 +50,10 @@ def default_grace() -> float:
 
 def parse_duration(text: str) -> float:
     """'30s', '500ms', '2m', '1h', '1.5s' or plain seconds ('30') -> seconds. UsageError otherwise."""
-    match = _DURATION.fullmatch((text or "").strip().lower())
-    if not match:
+    seconds = duration_seconds(text, bare_seconds=True)
+    if seconds is None:
         raise UsageError(f"invalid duration {text!r}: use seconds or a unit, e.g. 5s, 500ms, 2m, 1h")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    return seconds
 
 
 # -- the audit log as service windows ---------------------------------------------------------------------
