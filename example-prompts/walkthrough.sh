@@ -91,6 +91,14 @@ step promptctl published "http://127.0.0.1:$port/production/" --verify
 step python -c "import promptctl; p = promptctl.Registry('http://127.0.0.1:$port/production/').get('support_intent_classifier'); print('replica serves', p.id, p.version, p.template_hash)"
 kill $server
 
+echo "== 7. CI hooks: verify and lint"
+step promptctl verify
+step promptctl verify --all-versions --json
+step promptctl lint
+printf '{{ oops }}\n' >> prompts/ticket_summarizer/body.j2
+expect_fail promptctl verify ticket_summarizer
+git checkout -q -- prompts/ticket_summarizer/body.j2
+
 echo "== 8. Provenance: which prompt made a span, what production served when, and did it obey the registry"
 step python example_app/serve_traffic.py --out ../traces/app.jsonl
 finding() { (promptctl conform --spans ../traces/app.jsonl --grace 1s --json || true) |

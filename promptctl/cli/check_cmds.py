@@ -66,6 +66,17 @@ class ProgressBar:
             self._bar = None
 
 
+_SINGULAR = {"prompts": "prompt", "versions": "version", "channels": "channel", "bodies": "body"}
+
+
+def _counted(n: int, what: str) -> str:
+    """``1 prompt``, ``6 versions``, ``1 body rendered`` from a ``checked`` key such as ``bodies_rendered``."""
+    noun, _, rest = what.partition("_")
+    if n == 1:
+        noun = _SINGULAR.get(noun, noun)
+    return " ".join(filter(None, (str(n), noun, rest.replace("_", " "))))
+
+
 def _print_report(command: str, report, json_out: bool) -> None:
     from promptctl.cli.output import emit_json, say
 
@@ -76,7 +87,7 @@ def _print_report(command: str, report, json_out: bool) -> None:
         where = problem.location()
         say(f"{where}: {problem.code} {problem.message}" if where else f"{problem.code} {problem.message}")
     checked = report.checked
-    scope = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in checked.items() if what != "ignored_rules")
+    scope = ", ".join(_counted(n, what) for what, n in checked.items() if what != "ignored_rules")
     if report.ok:
         say(f"{command}: ok ({scope})")
     else:
