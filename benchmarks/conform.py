@@ -42,6 +42,7 @@ for path in (ROOT, HERE):
         sys.path.insert(0, str(path))
 
 import gen_spans  # noqa: E402
+from _common import best_of  # noqa: E402
 
 WORK = HERE / ".work" / "conform"
 PID = "support_intent_classifier"
@@ -212,15 +213,6 @@ def run_conform(repo: Path, files: list[str]):
         return conform(r, files)
     finally:
         r.close()
-
-
-def best_of(repeat: int, fn, *args):
-    times, result = [], None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = fn(*args)
-        times.append(time.perf_counter() - began)
-    return min(times), result
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ for path in (HERE.parent, HERE):
         sys.path.insert(0, str(path))
 
 import gen_spans  # noqa: E402
+from _common import best_of  # noqa: E402
 
 _LINES = (
     "read_csv($file, columns={'text': 'VARCHAR'}, header=false, delim='\\0', quote='', escape='', "
@@ -95,15 +96,6 @@ def load_everything(file: str) -> int:
     from promptctl.spans.reader import load_spans
 
     return load_spans(duckdb.connect(), [file]).spans
-
-
-def best_of(repeat: int, fn, *args):
-    times, result = [], None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = fn(*args)
-        times.append(time.perf_counter() - began)
-    return min(times), result
 
 
 def main() -> None:

@@ -30,17 +30,13 @@ import threading
 import time
 from pathlib import Path
 
+from _common import IDENT, scratch_repo
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "benchmarks" / ".work" / "fleet"
 PY = sys.executable
 PROMPT = "support_intent_classifier"
-IDENT = {
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-}
 
 SERVER = r"""
 import http.server, json, sys, threading, time
@@ -122,19 +118,7 @@ def build() -> tuple[Path, Path]:
     if WORK.exists():
         shutil.rmtree(WORK)
     repo = WORK / "repo"
-    repo.mkdir(parents=True)
-    env = {**os.environ, **IDENT}
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
-
-    def cli(*args: str) -> None:
-        proc = subprocess.run([PY, "-m", "promptctl.cli.main", *args], cwd=repo, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(f"promptctl {' '.join(args)} failed: {proc.stderr}")
-
-    git("init", "-q", "-b", "main")
-    git("config", "commit.gpgsign", "false")
+    git, cli = scratch_repo(repo)
     shutil.copy(ROOT / "example-prompts" / "promptctl.yaml", repo / "promptctl.yaml")
     shutil.copytree(ROOT / "example-prompts" / "prompts", repo / "prompts")
     git("add", "-A")

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from _common import IDENT, scratch_repo
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "loader"
 PY = sys.executable
@@ -37,12 +39,6 @@ BODY = (
     "Message: {{ message }}\nIntent:\n"
 )
 VERSIONS = 8
-IDENT = {
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-}
 
 
 # -- data ------------------------------------------------------------------------------------------------------
@@ -53,19 +49,7 @@ def build() -> tuple[Path, Path]:
     if WORK.exists():
         shutil.rmtree(WORK)
     repo = WORK / "repo"
-    repo.mkdir(parents=True)
-    env = {**os.environ, **IDENT}
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
-
-    def cli(*args: str) -> None:
-        proc = subprocess.run([PY, "-m", "promptctl.cli.main", *args], cwd=repo, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(f"promptctl {' '.join(args)} failed: {proc.stderr}")
-
-    git("init", "-q", "-b", "main")
-    git("config", "commit.gpgsign", "false")
+    git, cli = scratch_repo(repo)
     (repo / "README.md").write_text("bench\n")
     git("add", ".")
     git("commit", "-q", "-m", "init")

@@ -29,6 +29,30 @@ def _git_identity(monkeypatch):
     monkeypatch.delenv("PROMPTCTL_REPO", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _reset_span_options():
+    """``promptctl.instrument()`` sets process-wide span options; every test starts from the defaults."""
+    yield
+    prompt_module = sys.modules.get("promptctl.runtime.prompt")
+    if prompt_module is not None:
+        prompt_module.OPTIONS.configure(None, False, False, False)
+
+
+def instrumented_provider():
+    """A real OpenTelemetry SDK provider with promptctl's span processor and an in-memory exporter."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import promptctl
+
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    promptctl.instrument(provider)
+    return provider, exporter
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_IDENTITY})
     if check and proc.returncode != 0:

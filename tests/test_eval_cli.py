@@ -19,7 +19,6 @@ from conftest import GIT_IDENTITY, run_cli
 from test_eval_runner import PID, build_eval_repo
 
 from promptctl.cli.main import main
-from promptctl.runtime.prompt import OPTIONS
 
 TARGET = "example_app.targets:classify"
 EVALS = "evals/support_intent.yaml"
@@ -31,12 +30,6 @@ def repo(tmp_path_factory) -> Path:
         for key, value in GIT_IDENTITY.items():
             patch.setenv(key, value)
         return build_eval_repo(tmp_path_factory.mktemp("evalcli") / "repo")
-
-
-@pytest.fixture(autouse=True)
-def _reset_options():
-    yield
-    OPTIONS.configure(None, False, False, False)
 
 
 def eval_run(repo: Path, candidate: str, baseline: str | None, *extra: str) -> subprocess.CompletedProcess:

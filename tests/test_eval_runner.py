@@ -12,10 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, GIT_IDENTITY, git, init_git_repo
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from conftest import EXAMPLES, GIT_IDENTITY, git, init_git_repo, instrumented_provider
 
 import promptctl
 from promptctl.eval.evalset import Conditions, EvalItem, load_evalset
@@ -24,7 +21,6 @@ from promptctl.eval.results import ResultsWriter, read_results
 from promptctl.eval.runner import EvalRunner, resolve_side
 from promptctl.eval.scorers import add_import_paths, build_scorers
 from promptctl.registry import PromptRepo
-from promptctl.runtime.prompt import OPTIONS
 
 PID = "support_intent_classifier"
 BODY_LINE = "Answer with the intent label only."
@@ -58,18 +54,9 @@ def eval_repo(tmp_path_factory) -> Path:
         return build_eval_repo(tmp_path_factory.mktemp("eval") / "repo")
 
 
-@pytest.fixture(autouse=True)
-def _reset_options():
-    yield
-    OPTIONS.configure(None, False, False, False)
-
-
 @pytest.fixture
 def spans():
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    promptctl.instrument(provider)
+    provider, exporter = instrumented_provider()
     return provider, exporter
 
 

@@ -21,15 +21,8 @@ from promptctl.errors import InvalidContent, NoRegistry, RegistryUnavailable, Un
 from promptctl.publish import publish
 from promptctl.registry import PromptRepo
 from promptctl.runtime.httpsource import HttpSource, Poller, registry_url
-from promptctl.runtime.prompt import OPTIONS
 
 SIC = "support_intent_classifier"
-
-
-@pytest.fixture(autouse=True)
-def _reset_options():
-    yield
-    OPTIONS.configure(None, False, False, False)
 
 
 def move(repo, version: str, channel: str = "production"):

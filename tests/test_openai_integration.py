@@ -14,15 +14,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import run_cli
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from conftest import instrumented_provider, run_cli
 from opentelemetry.trace import SpanKind
 from test_runtime_support import runtime_repo, runtime_template  # noqa: F401 - fixtures
 
 import promptctl
-from promptctl.runtime.prompt import OPTIONS
 
 openai = pytest.importorskip("openai")
 openai_v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
@@ -73,15 +69,11 @@ def stub_server():
 
 @pytest.fixture
 def instrumented():
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    promptctl.instrument(provider)
+    provider, exporter = instrumented_provider()
     instrumentor = openai_v2.OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     yield exporter
     instrumentor.uninstrument()
-    OPTIONS.configure(None, False, False, False)
 
 
 def chat_spans(exporter) -> list:

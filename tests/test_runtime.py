@@ -16,10 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import run_cli
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from conftest import instrumented_provider, run_cli
 from test_runtime_support import promote, promote_in_subprocess, runtime_repo, runtime_template  # noqa: F401 - fixtures
 
 import promptctl
@@ -33,23 +30,13 @@ from promptctl.errors import (
     UnknownVersion,
 )
 from promptctl.hashing import template_hash
-from promptctl.runtime.prompt import OPTIONS
 
 SIC = "support_intent_classifier"
 
 
-@pytest.fixture(autouse=True)
-def _reset_options():
-    yield
-    OPTIONS.configure(None, False, False, False)
-
-
 @pytest.fixture
 def spans():
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    promptctl.instrument(provider)
+    provider, exporter = instrumented_provider()
     return provider.get_tracer("test"), exporter
 
 

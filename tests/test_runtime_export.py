@@ -17,15 +17,8 @@ from test_runtime_support import promote, runtime_repo, runtime_template  # noqa
 
 import promptctl
 from promptctl.errors import InvalidContent, UnknownChannel, UnknownPrompt, UnknownVersion
-from promptctl.runtime.prompt import OPTIONS
 
 SIC = "support_intent_classifier"
-
-
-@pytest.fixture(autouse=True)
-def _reset_options():
-    yield
-    OPTIONS.configure(None, False, False, False)
 
 
 def export(repo, directory, *channels: str):

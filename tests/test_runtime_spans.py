@@ -8,32 +8,19 @@ import json
 import threading
 
 import pytest
-from conftest import run_cli
+from conftest import instrumented_provider, run_cli
 from opentelemetry import baggage, context
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_runtime_support import runtime_repo, runtime_template  # noqa: F401 - fixtures
 
 import promptctl
 from promptctl.runtime.presets import PRESETS
-from promptctl.runtime.prompt import OPTIONS
 
 SIC = "support_intent_classifier"
 
 
-@pytest.fixture(autouse=True)
-def _reset_options():
-    yield
-    OPTIONS.configure(None, False, False, False)
-
-
 @pytest.fixture
 def traced():
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    promptctl.instrument(provider)
+    provider, exporter = instrumented_provider()
     return provider, provider.get_tracer("test"), exporter
 
 
