@@ -68,9 +68,81 @@ def parse_config(data: Any, where: str = CONFIG_FILE) -> Config:
 
 
 def load_config(root: Path) -> Config:
-    from .promptfile import load_yaml
-
     path = root / CONFIG_FILE
     if not path.is_file():
         raise NoRegistry(f"no promptctl registry in {root} (no {CONFIG_FILE}); run 'promptctl init' first")
-    return parse_config(load_yaml(path.read_bytes(), CONFIG_FILE))
+    data = path.read_bytes()
+    simple = _parse_simple(data)
+    if simple is None:
+        from .promptfile import load_yaml
+
+        return parse_config(load_yaml(data, CONFIG_FILE))
+    return parse_config(simple)
+
+
+# A config file in the shape ``promptctl init`` writes (comments, ``key: word``, ``key: [a, b]``, ``key: {}``,
+# one level of ``key:`` + indented ``sub: ...``) is read here without importing PyYAML (~13 ms of every
+# command's start-up). The grammar is deliberately narrow: a scalar is a word that YAML reads as a string;
+# anything else (numbers, booleans, quotes, tabs, non-ASCII, block lists, deeper nesting, duplicate keys...)
+# returns None and the file goes through PyYAML, so the result is always what PyYAML would return.
+_WORD = r"[A-Za-z_][A-Za-z0-9_./-]*"
+_NOT_STRINGS = frozenset("y n yes no true false on off null".split())
+
+
+def _parse_simple(data: bytes) -> dict[str, Any] | None:
+    import re
+
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if "\r" in text or "\t" in text or "\f" in text or "\v" in text:
+        return None
+    line_re = re.compile(rf"( *)({_WORD}):(?: +(\S.*?))?(?: +#.*)?")
+    value_re = re.compile(rf"{_WORD}|\[ *(?:{_WORD} *(?:, *{_WORD} *)*)?\]|\{{ *\}}")
+    result: dict[str, Any] = {}
+    parent: dict[str, Any] | None = None  # the mapping of the open ``key:`` block, if any
+    indent = ""
+    for line in text.split("\n"):
+        stripped = line.strip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = line_re.fullmatch(line.rstrip(" "))
+        if match is None:
+            return None
+        spaces, key, value = match.groups()
+        if key.lower() in _NOT_STRINGS:
+            return None
+        if spaces:
+            if parent is None or (indent and spaces != indent):
+                return None
+            indent = spaces
+            target = parent
+        else:
+            if parent is not None and not parent:
+                return None  # ``key:`` with no indented lines: null, left to PyYAML
+            parent, indent = None, ""
+            target = result
+        if key in target:
+            return None
+        if value is None:
+            if spaces:
+                return None  # deeper nesting
+            parent = target[key] = {}
+            continue
+        if not value_re.fullmatch(value):
+            return None
+        if value.startswith("["):
+            items = [item.strip(" ") for item in value[1:-1].split(",")] if value[1:-1].strip(" ") else []
+            if any(item.lower() in _NOT_STRINGS for item in items):
+                return None
+            target[key] = items
+        elif value.startswith("{"):
+            target[key] = {}
+        elif value.lower() in _NOT_STRINGS:
+            return None
+        else:
+            target[key] = value
+    if parent is not None and not parent:
+        return None
+    return result or None
