@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .hashing import short_hash
+SHORT_LENGTH = 12  # hashing.SHORT_LENGTH (not imported: hashing pulls in hashlib, ~3 ms of start-up)
+
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class VersionInfo:
             "version": self.version,
             "tag": self.tag,
             "template_hash": self.template_hash,
-            "template_hash_short": short_hash(self.template_hash),
+            "template_hash_short": self.template_hash[:SHORT_LENGTH],
             "commit": self.commit,
             "created_at": self.created_at,
             "author": self.author,

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import gitstore
 from .config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
@@ -24,8 +25,13 @@ from .errors import (
     UnknownVersion,
 )
 from .model import VersionInfo
-from .promptfile import METADATA_FILE, PARTIALS_DIR, PromptDefinition, body_includes, load_prompt
 from .spec import TAG_PREFIX, VersionSpec, parse_spec, parse_tag_name, tag_name, validate_id
+
+if TYPE_CHECKING:
+    from .promptfile import PromptDefinition
+
+# promptfile (and the hashing it pulls in) is imported inside the methods that use it: ``log`` of a prompt
+# with versions reads refs only and never loads it.
 
 TAG_FIELDS = ("refname", "objectname", "*objectname", "taggername", "taggeremail", "taggerdate:iso-strict", "contents")
 TRAILER_HASH = "Promptctl-Template-Hash"
@@ -107,6 +113,7 @@ class PromptRepo:
 
         from .config import registry_dir_ok
         from .errors import UsageError
+        from .promptfile import PARTIALS_DIR
 
         if not registry_dir_ok(registry) or not re.fullmatch(r"[A-Za-z0-9._/-]+", registry):
             raise UsageError(
@@ -144,6 +151,8 @@ class PromptRepo:
 
         A symlinked directory is listed too, so that reading it reports why it is refused.
         """
+        from .promptfile import METADATA_FILE
+
         ids = []
         for entry in sorted(os.scandir(self.registry_dir), key=lambda e: e.name):
             if entry.is_dir() and not entry.name.startswith((".", "_")) and os.path.isfile(
@@ -168,6 +177,8 @@ class PromptRepo:
 
     def working_files(self, prompt_id: str) -> dict[str, bytes]:
         """The regular files of a prompt's directory (name -> bytes). Refuses symlinks instead of following them."""
+        from .promptfile import METADATA_FILE
+
         directory = self.prompt_dir(prompt_id)
         where = f"{self.config.registry}/{prompt_id}"
         if not (directory / METADATA_FILE).is_file():
@@ -185,6 +196,8 @@ class PromptRepo:
         return files
 
     def working_definition(self, prompt_id: str) -> PromptDefinition:
+        from .promptfile import load_prompt
+
         return load_prompt(
             prompt_id,
             self.working_files(prompt_id),
@@ -252,6 +265,8 @@ class PromptRepo:
         return dict(sorted(latest.items()))
 
     def known_prompt(self, prompt_id: str) -> bool:
+        from .promptfile import METADATA_FILE
+
         validate_id(prompt_id)
         return (self.prompt_dir(prompt_id) / METADATA_FILE).is_file() or bool(self.versions(prompt_id))
 
@@ -285,6 +300,8 @@ class PromptRepo:
 
     def version_definitions_lenient(self, versions: Sequence[VersionInfo]) -> list[PromptDefinition | Exception]:
         """Like ``version_definitions`` but returns the error in place of a version that fails to load."""
+        from .promptfile import body_includes, load_prompt
+
         reg = self.config.registry
         trees = self.reader.read_many([f"{v.commit}:{reg}/{v.prompt_id}" for v in versions])
         blob_ids: dict[int, dict[str, str]] = {}
