@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from . import gitstore
 from .errors import (
@@ -47,6 +45,10 @@ from .spec import (
     validate_channel,
     validate_id,
 )
+
+TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 ACTIONS = ("promote", "rollback")
 T_ACTION = "Promptctl-Action"
@@ -154,20 +156,6 @@ def state_message(
     return "\n\n".join(parts) + "\n"
 
 
-def _iso_from_ident(ident: str) -> tuple[str, str]:
-    """``Name <email> 1700000000 +0100`` -> ("Name <email>", ISO 8601 with zone)."""
-    who, _, rest = ident.rpartition(">")
-    parts = rest.split()
-    who = (who + ">").strip() if who else ident
-    try:
-        stamp, zone = int(parts[0]), parts[1]
-        sign = -1 if zone.startswith("-") else 1
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
-        return who, datetime.fromtimestamp(stamp, timezone(offset)).isoformat()
-    except (IndexError, ValueError):
-        return who, ""
-
-
 def parse_state_commit(oid: str, raw: bytes | str) -> tuple[AuditEntry, str | None] | None:
     """A raw state commit -> (its AuditEntry, first parent or None); None when it is not a state commit."""
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
@@ -185,7 +173,7 @@ def parse_state_commit(oid: str, raw: bytes | str) -> tuple[AuditEntry, str | No
         return None
     paragraphs = message.strip().split("\n\n")
     reason = "\n\n".join(paragraphs[1:-1]).strip()
-    author, at = _iso_from_ident(headers.get("author", ""))
+    author, at = gitstore.parse_ident(headers.get("author", ""))
     entry = AuditEntry(
         prompt_id=trailers.get(T_PROMPT, ""),
         channel=trailers.get(T_CHANNEL, ""),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import InvalidContent, NoRegistry
 from .spec import validate_channel
+
+TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_FILE = "promptctl.yaml"
 DEFAULT_REGISTRY_DIR = "prompts"

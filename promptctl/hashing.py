@@ -5,12 +5,14 @@ Pure functions only: no file system, no git.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from .errors import NotUtf8
+
+TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 _json_string = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (the C encoder's)
 
@@ -60,6 +62,8 @@ def canonical_document(meta: Mapping[str, Any], files: Mapping[str, str], meta_j
 
 def template_hash(meta: Mapping[str, Any], files: Mapping[str, str], meta_json: str | None = None) -> str:
     """Full sha256 hex digest of the canonical document."""
+    import hashlib  # here, not at the top: commands that only read refs never pay for OpenSSL's start-up
+
     return hashlib.sha256(canonical_document(meta, files, meta_json)).hexdigest()
 
 

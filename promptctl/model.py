@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-SHORT_LENGTH = 12  # hashing.SHORT_LENGTH (not imported: hashing pulls in hashlib, ~3 ms of start-up)
+from .hashing import short_hash
 
+TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class VersionInfo:
             "version": self.version,
             "tag": self.tag,
             "template_hash": self.template_hash,
-            "template_hash_short": self.template_hash[:SHORT_LENGTH],
+            "template_hash_short": short_hash(self.template_hash),
             "commit": self.commit,
             "created_at": self.created_at,
             "author": self.author,

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import gitstore
 from .config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
@@ -26,6 +25,8 @@ from .errors import (
 )
 from .model import VersionInfo
 from .spec import TAG_PREFIX, VersionSpec, parse_spec, parse_tag_name, tag_name, validate_id
+
+TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
 
 if TYPE_CHECKING:
     from .promptfile import PromptDefinition

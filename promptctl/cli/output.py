@@ -11,7 +11,10 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 PIPE_WIDTH = 1_000_000  # "unlimited": rich tables only take the width their content needs
 
