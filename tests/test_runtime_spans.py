@@ -159,7 +159,7 @@ def test_openinference_preset_uses_the_packages_names(runtime_repo, traced):
 
 
 def test_langfuse_preset_uses_the_sdks_names(runtime_repo, traced):
-    attributes = pytest.importorskip("langfuse._client.attributes")  # benchmark-only dependency
+    attributes = pytest.importorskip("langfuse._client.attributes")  # in the test extras
     names = attributes.LangfuseOtelSpanAttributes
     provider, tracer, exporter = traced
     promptctl.instrument(provider, schema="langfuse")
