@@ -140,6 +140,7 @@ class SpanLoad:
     score_pattern: str = DEFAULT_SCORE_PATTERN
     since_ns: int | None = None  # the time filter the load applied, if any
     until_ns: int | None = None
+    lines_max_ns: int | None = None  # with ``skip_lines_before``: the latest start time on the lines parsed
 
     @property
     def partial(self) -> bool:
@@ -205,6 +206,20 @@ def _attr_index(key: str) -> str:
     return f"list_position(keys, {_sql_literal(key)})"
 
 
+def _at_or_after_regex(floor: int) -> str:
+    """A regular expression matching a ``startTimeUnixNano`` field whose value is at or after ``floor``
+    (a superset: the 19-digit decimal strings at or after it, and any longer run of digits)."""
+    digits = str(floor)
+    if floor < 0 or len(digits) != 19:
+        return '"startTimeUnixNano"'  # every line holding a start time
+    alternatives = [digits]
+    for i, char in enumerate(digits):
+        if char != "9":
+            rest = 18 - i
+            alternatives.append(digits[:i] + f"[{int(char) + 1}-9]" + (f"\\d{{{rest}}}" if rest else ""))
+    return '"startTimeUnixNano"\\s*:\\s*"?(?:\\d{20}|' + "|".join(alternatives) + ")"
+
+
 def _lines_sql(n_files: int, max_line: int) -> str:
     """UNION ALL of one text-line scan per file: ordinality restarts at 1, so it is the line number."""
     scans = []
@@ -257,6 +272,7 @@ def _load_sql(
     until_ns: int | None,
     max_line: int,
     prune: str = "",
+    line_floor: int | None = None,
 ) -> str:
     def value(key: str) -> str:
         return f"s.attributes[list_position(keys, {_sql_literal(key)})].value"
@@ -323,6 +339,27 @@ def _load_sql(
     if until_ns is not None:
         conditions.append(f"start_unix_nano < {int(until_ns)}")
     in_range = " AND ".join(conditions)
+    # line_floor: a regular expression on the raw line (no JSON parsing: about the cost of reading the line)
+    # finds the lines that hold a start time at or after the floor; only those are parsed, and the lines that
+    # hold no start time or do not look like one JSON object (so that they are named as malformed). A
+    # CASE, not a filter (DuckDB would repeat the test); skipped lines travel as 'skipped' problem rows,
+    # dropped like blank lines. A kept line that does not parse carries its latest start time (read with
+    # json_extract_string), so the load can report the latest start time on the lines kept.
+    lines_from, keep_col, lm, lm_checked, skipped = "lines", "", "", "", ""
+    doc = f"TRY(from_json(text, {_sql_literal(_request_structure(columns))}))"
+    if line_floor is not None:
+        keep = (
+            f"(regexp_matches(text, {_sql_literal(_at_or_after_regex(int(line_floor)))}) "
+            """OR NOT regexp_matches(text, '"startTimeUnixNano"') """
+            "OR NOT (starts_with(text, '{') AND ends_with(text, '}')))"
+        )
+        lines_from = f"(SELECT *, {keep} AS _keep FROM lines)"
+        keep_col = "_keep, "
+        lm = "_line_max, "
+        lm_checked = f"CASE WHEN doc IS NULL AND _keep THEN {_line_times_sql('list_max')} END AS _line_max, "
+        doc = f"CASE WHEN _keep THEN {doc} END"
+        skipped = "WHEN NOT _keep THEN 'skipped'\n         "
+        out.append("_line_max")
     carried = "service_name, service_instance_id, " if with_resource else ""
     select = ",\n  ".join(out)
     # Malformed lines travel through the pipeline as one row with ``problem`` set (UNNEST of [NULL]), so a
@@ -332,31 +369,31 @@ CREATE OR REPLACE TEMP TABLE {raw} AS
 WITH lines AS (
 {_lines_sql(n_files, max_line)}
 ), docs AS (
-  SELECT file, line, text, TRY(from_json(text, {_sql_literal(_request_structure(columns))})) AS doc
-  FROM lines
+  SELECT file, line, {keep_col}text, {doc} AS doc
+  FROM {lines_from}
   WHERE text IS NOT NULL{prune}
 ), checked AS (
   -- a blank line travels as a 'blank' problem row and is dropped with the problems (trim() runs only
   -- on the lines that failed to parse: a filter on it would be pushed down and run on every line)
-  SELECT file, line, doc,
-    CASE WHEN doc IS NULL THEN (CASE WHEN trim(text) = '' THEN 'blank' ELSE 'not valid JSON' END)
+  SELECT file, line, {lm_checked}doc,
+    CASE {skipped}WHEN doc IS NULL THEN (CASE WHEN trim(text) = '' THEN 'blank' ELSE 'not valid JSON' END)
          WHEN doc.resourceSpans IS NULL THEN 'not an OTLP trace export request (no resourceSpans array)'
     END AS problem
   FROM docs
 ), resources AS (
-  SELECT file, line, problem,
+  SELECT file, line, {lm}problem,
     UNNEST(CASE WHEN problem IS NULL THEN doc.resourceSpans ELSE [NULL] END) AS rs
   FROM checked
 ), scopes AS (
-  SELECT file, line, problem,{resource_cols}
+  SELECT file, line, {lm}problem,{resource_cols}
     UNNEST(CASE WHEN problem IS NULL THEN rs.scopeSpans ELSE [NULL] END) AS ss
   FROM {resource_from}
 ), spans AS (
-  SELECT file, line, problem, {carried}
+  SELECT file, line, {lm}problem, {carried}
     UNNEST(CASE WHEN problem IS NULL THEN ss.spans ELSE [NULL] END) AS s
   FROM scopes
 ), keyed AS (
-  SELECT file, line, problem, {carried}s, {keys}
+  SELECT file, line, {lm}problem, {carried}s, {keys}
     {_to_ns("s.startTimeUnixNano")} AS start_unix_nano
   FROM spans
 )
@@ -403,6 +440,17 @@ class LineTimes:
     max_ns: int | None
 
 
+_START_TIMES_PATH = "$.resourceSpans[*].scopeSpans[*].spans[*].startTimeUnixNano"
+
+
+def _line_times_sql(agg: str) -> str:
+    """``agg`` (list_min, list_max) of a line's span start times, read without building any structure."""
+    return (
+        f"{agg}(list_transform(TRY(json_extract_string(text, '{_START_TIMES_PATH}')), "
+        "lambda x: TRY_CAST(x AS BIGINT)))"
+    )
+
+
 def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table: str = "spans") -> LineTimes:
     """One pass over the files that reads only the spans' start times (``json_extract_string`` of one path:
     no structure is built), per line. ``load_spans(..., since=, until=, line_times=)`` then parses only the
@@ -410,7 +458,7 @@ def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table:
     files = expand_paths(paths)
     params = {f"f{i}": f for i, f in enumerate(files)}
     name = _quote_ident(f"{table}__lines")
-    path = "$.resourceSpans[*].scopeSpans[*].spans[*].startTimeUnixNano"
+    path = _START_TIMES_PATH
 
     def build(max_line: int) -> str:
         return f"""
@@ -444,6 +492,7 @@ def load_spans(
     until: datetime | int | None = None,
     columns: Iterable[str] | None = None,
     line_times: LineTimes | None = None,
+    skip_lines_before: int | None = None,
     max_reported: int = 20,
 ) -> SpanLoad:
     """Read span files (paths or globs) into the DuckDB temp table ``table`` on ``con``.
@@ -458,6 +507,11 @@ def load_spans(
     ``trace_id``, ``span_id``, ``start_time`` and ``start_unix_nano`` are always there. Asking for fewer
     (``parent_span_id``, ``name``, ``kind``, ``end_time``, the ``service_*`` resource columns) makes the
     JSON parse cheaper: drift reads only what it aggregates.
+
+    ``skip_lines_before`` (Unix nanoseconds) parses only the lines holding a span that starts at or after it
+    (and the lines that are not JSON, to name them): each line's start times are read first, in the same
+    scan, without building any structure. ``SpanLoad.lines_max_ns`` is then the latest start time on the
+    lines parsed (what ``scan_line_times`` would give as ``max_ns`` when it is at or after the floor).
     """
 
     known = [c for c, _, _ in SPAN_COLUMNS]
@@ -496,20 +550,34 @@ def load_spans(
         _run_scan(
             con,
             lambda max_line: _load_sql(
-                raw, len(files), wanted, glob_pattern, prefix, since_ns, until_ns, max_line, prune
+                raw,
+                len(files),
+                wanted,
+                glob_pattern,
+                prefix,
+                since_ns,
+                until_ns,
+                max_line,
+                prune,
+                skip_lines_before,
             ),
             params,
         )
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
 
+    lines_max = None
+    if skip_lines_before is not None:
+        (lines_max,) = con.execute(
+            f"SELECT greatest(max(_line_max), max(start_unix_nano)) FROM {raw}"
+        ).fetchall()[0]
     malformed: list[MalformedLine] = []
     bad_count = 0
     (problem_rows,) = con.execute(f"SELECT count(*) FROM {raw} WHERE _problem IS NOT NULL").fetchall()[0]
     if problem_rows:
         order = {f: i for i, f in enumerate(files)}
         rows = con.execute(
-            f"SELECT file, line, min(_problem) FROM {raw} WHERE _problem IS NOT NULL AND _problem <> 'blank' "
+            f"SELECT file, line, min(_problem) FROM {raw} WHERE _problem IS NOT NULL AND _problem NOT IN ('blank', 'skipped') "
             "GROUP BY file, line"
         ).fetchall()
         rows.sort(key=lambda r: (order.get(r[0], 0), r[1]))
@@ -549,6 +617,7 @@ def load_spans(
         score_pattern=score_pattern,
         since_ns=since_ns,
         until_ns=until_ns,
+        lines_max_ns=None if lines_max is None else int(lines_max),
     )
 
 
