@@ -289,3 +289,18 @@ def test_init_in_a_repository_with_no_commit_says_to_make_one(tmp_path):
     git(repo, "commit", "-q", "-m", "prompt registry")
     made = run_cli(repo, "commit", "greeter", "-m", "first")
     assert made.returncode == 0, made.stderr
+
+
+def test_diff_json_names_both_sides_and_each_changed_file(versioned_repo):
+    body = versioned_repo / "prompts" / "support_intent_classifier" / "body.j2"
+    body.write_text(body.read_text().replace("Intent:", "Label:"))
+    assert run_cli(versioned_repo, "commit", "support_intent_classifier", "-m", "v2").returncode == 0
+    proc = run_cli(versioned_repo, "diff", "support_intent_classifier", "v1", "v2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["old"]["version"] == "v1" and data["new"]["version"] == "v2"
+    assert data["old"]["template_hash"] != data["new"]["template_hash"]
+    assert [f["file"] for f in data["files"]] == ["body.j2"] and data["files"][0]["status"] == "modified"
+    assert "+Label:" in data["files"][0]["diff"] and data["identical"] is False
+    same = json.loads(run_cli(versioned_repo, "diff", "support_intent_classifier", "--json").stdout)
+    assert same["identical"] is True and same["new"]["label"] == "working tree"

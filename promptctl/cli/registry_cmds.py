@@ -298,6 +298,7 @@ def register(app: typer.Typer) -> None:
         prompt_id: str = typer.Argument(..., metavar="ID[@OLD]"),
         old: str | None = typer.Argument(None, metavar="[OLD]", help="v<N> or a channel (default: the latest version)."),
         new: str | None = typer.Argument(None, metavar="[NEW]", help="v<N> or a channel (default: the working tree)."),
+        json_out: bool = JSON_OPTION,
         repo: str = REPO_OPTION,
     ) -> None:
         """Unified diff of two versions' files, or of a version against the working tree.
@@ -325,23 +326,34 @@ def register(app: typer.Typer) -> None:
         def snapshot(selector: str | None):
             if selector is None:
                 d = r.working_definition(prompt_id)
-                label = "working tree"
+                label, side = "working tree", {"version": None, "channel": None, "template_hash": d.template_hash}
             else:
                 spec = parse_spec(prompt_id, selector) if selector else parse_spec(prompt_id)
                 v = r.resolve(spec)
                 d = r.version_definition(v)
                 label = v.tag if spec.channel is None else f"{v.tag} ({spec.channel})"
+                side = {"version": v.version, "channel": spec.channel, "template_hash": v.template_hash}
             files = dict(d.files)
             files["prompt.yaml"] = yaml.safe_dump(d.meta, sort_keys=True, allow_unicode=True, width=YAML_WIDTH)
-            return label, files
+            return label, files, {"label": label, **side}
 
-        old_label, old_files = snapshot(selectors[0] if selectors else "")
-        new_label, new_files = snapshot(selectors[1] if len(selectors) > 1 else None)
+        old_label, old_files, old_side = snapshot(selectors[0] if selectors else "")
+        new_label, new_files, new_side = snapshot(selectors[1] if len(selectors) > 1 else None)
         lines = []
+        changed = []
         for name in sorted(set(old_files) | set(new_files)):
             a = old_files.get(name, "").splitlines(keepends=True)
             b = new_files.get(name, "").splitlines(keepends=True)
-            lines.extend(difflib.unified_diff(a, b, f"{old_label}/{name}", f"{new_label}/{name}"))
+            hunk = list(difflib.unified_diff(a, b, f"{old_label}/{name}", f"{new_label}/{name}"))
+            if hunk:
+                status = "added" if name not in old_files else "removed" if name not in new_files else "modified"
+                changed.append({"file": name, "status": status, "diff": "".join(hunk)})
+            lines.extend(hunk)
+        if json_out:
+            from promptctl.cli.output import emit_json
+
+            emit_json({"id": prompt_id, "old": old_side, "new": new_side, "identical": not changed, "files": changed})
+            return
         raw("".join(lines) if lines else f"no differences between {old_label} and {new_label}\n")
 
     @app.command()
