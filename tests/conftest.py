@@ -104,7 +104,23 @@ def example_repo(git_repo: Path) -> Path:
 
 @pytest.fixture
 def versioned_repo(example_repo: Path) -> Path:
-    """The example registry with every prompt at v1."""
-    proc = run_cli(example_repo, "commit", "--all", "-m", "first release")
-    assert proc.returncode == 0, proc.stderr
+    """The example registry with every prompt at v1 (committed in-process: one CLI start-up less per test;
+    the CLI's own commit is tested in test_cli_registry.py)."""
+    from promptctl.registry import PromptRepo
+
+    repo = PromptRepo.open(example_repo)
+    repo.commit(repo.prompt_ids(), "first release")
+    repo.close()
     return example_repo
+
+
+def stop_with_sigint(proc: subprocess.Popen, timeout: float = 10) -> int:
+    """Stop a ``--watch`` style subprocess as Ctrl-C would; its exit code (killed and re-raised on a hang)."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise

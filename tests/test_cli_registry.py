@@ -2,21 +2,11 @@
 
 import json
 
-import pytest
 from conftest import git, run_cli
 
 CLASSIFIER = "support_intent_classifier"
 
 
-@pytest.fixture
-def versioned_repo(example_repo):
-    """conftest's versioned_repo, committed in-process (same result, one CLI start-up less per test)."""
-    from promptctl.registry import PromptRepo
-
-    repo = PromptRepo.open(example_repo)
-    repo.commit(repo.prompt_ids(), "first release")
-    repo.close()
-    return example_repo
 VERSION_KEYS = {"id", "version", "tag", "template_hash", "template_hash_short", "commit", "created_at", "author", "message"}
 
 

@@ -6,21 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import git, init_git_repo, run_cli
 
 CLASSIFIER = "support_intent_classifier"
-
-
-@pytest.fixture
-def versioned_repo(example_repo):
-    """conftest's versioned_repo, committed in-process (same result, one CLI start-up less per test)."""
-    from promptctl.registry import PromptRepo
-
-    repo = PromptRepo.open(example_repo)
-    repo.commit(repo.prompt_ids(), "first release")
-    repo.close()
-    return example_repo
 
 
 def raw_git(path: Path, *args: str) -> bytes:

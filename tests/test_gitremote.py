@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import GIT_IDENTITY, git, run_cli
+from conftest import GIT_IDENTITY, git, run_cli, stop_with_sigint
 from fleet_support import Replica, hold_for, wait_for
 from test_runtime_support import runtime_repo, runtime_template  # noqa: F401 - fixtures
 
@@ -138,10 +137,5 @@ def test_sidecar_sync_watch_moves_refs_for_a_plain_registry(remote_setup):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        code = stop_with_sigint(proc)
     assert code == 0, proc.stderr.read()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 
-from conftest import GIT_IDENTITY, git, run_cli
+from conftest import GIT_IDENTITY, git, run_cli, stop_with_sigint
 from test_runtime_support import promote, runtime_repo, runtime_template  # noqa: F401 - fixtures
 
 from promptctl.publish import publish
@@ -188,12 +187,7 @@ def test_watch_republishes_when_a_channel_moves_and_stops_on_ctrl_c(runtime_repo
         third = json.loads(proc.stdout.readline())
         assert third["prompts"][SIC]["production"][0]["version"] == "v1"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        code = stop_with_sigint(proc)
     assert code == 0, proc.stderr.read()
 
 
