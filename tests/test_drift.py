@@ -406,3 +406,19 @@ def test_load_for_drift_parses_only_the_period_and_falls_back_when_needed(span_f
     load, engine = load_for_drift(con, [str(span_file), str(later)], options)
     assert load.since_ns is None and load.spans == 8321
     assert len(analyse(engine, options, _meta).alerts) == 1
+
+
+def test_one_pass_load_matches_the_whole_load_on_unordered_files_and_names_broken_lines(span_file, tmp_path):
+    """The one-pass period guess falls back when the file's tail is not its latest part, and a truncated line
+    is still named as malformed."""
+    from promptctl.drift.engines import load_for_drift
+
+    options = DriftOptions(window_s=3600, baseline=Baseline("duration", 6 * 3600), by=("tier", "locale"))
+    lines = span_file.read_text().splitlines()
+    reversed_file = tmp_path / "reversed.jsonl"
+    reversed_file.write_text("\n".join(reversed(lines)) + "\n" + lines[0][: len(lines[0]) // 2] + "\n")
+    con = duckdb.connect()
+    load, engine = load_for_drift(con, [str(reversed_file)], options)
+    assert load.malformed_lines == 1 and load.malformed[0].line == len(lines) + 1
+    whole = DuckDBEngine(con, load_spans(con, [span_file], table="everything").scores)
+    assert _rounded(analyse(engine, options, _meta).rows) == _rounded(analyse(whole, options, _meta).rows)
