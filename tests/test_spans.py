@@ -289,7 +289,7 @@ def test_reader_long_lines_and_column_selection(tmp_path: Path):
         load_spans(con, [path], table="select")
 
 
-def test_line_times_prune_lines_outside_the_range(tmp_path: Path):
+def test_line_times_and_skipping_lines_before_a_floor(tmp_path: Path):
     from promptctl.spans.reader import scan_line_times
 
     path = _exported(
@@ -303,8 +303,69 @@ def test_line_times_prune_lines_outside_the_range(tmp_path: Path):
     assert [r["line"] for r in rows] == [1, 2, 3, 4, 5] and rows[4]["max_ns"] is None
     assert times.max_ns == max(r["max_ns"] for r in rows[:4])
     since = rows[1]["min_ns"]  # the second eval span: lines 2 and 3 reach it, 1 and 4 (the root) do not
-    pruned = load_spans(con, [path], table="pruned", since=since, line_times=times)
+    pruned = load_spans(con, [path], table="pruned", since=since, skip_lines_before=since)
     plain = load_spans(con, [path], table="plain", since=since)
     assert pruned.spans == plain.spans == 2
     assert _rows(con, "SELECT line FROM pruned ORDER BY line") == [{"line": 2}, {"line": 3}]
-    assert [(m.line, m.reason) for m in pruned.malformed] == [(5, "not valid JSON")]  # never pruned away
+    assert [(m.line, m.reason) for m in pruned.malformed] == [(5, "not valid JSON")]  # never skipped
+    assert pruned.lines_max_ns == times.max_ns
+
+
+def _request_line(number: int, start_ns: int, padding: int = 0) -> str:
+    span = {
+        "traceId": f"{number:032x}",
+        "spanId": f"{number:016x}",
+        "name": f"line {number}",
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(start_ns + 1000),
+        "attributes": [
+            {"key": "prompt.version", "value": {"stringValue": f"v{number}"}},
+            {"key": "eval.score.ok", "value": {"doubleValue": number / 10_000}},
+            {"key": "pad", "value": {"stringValue": "x" * padding}},
+        ],
+    }
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+
+
+def test_line_numbers_hold_when_the_file_is_scanned_in_parallel_chunks(tmp_path: Path, monkeypatch):
+    """Lines are parsed by every core at once; the line each span is reported on is still its line."""
+    import promptctl.spans.reader as reader
+
+    # small scan buffers: a 3 MB file is read as ~50 chunks, shared between the threads
+    monkeypatch.setattr(reader, "FAST_LINE_BYTES", 32 * 1024)
+    path = tmp_path / "many.jsonl"
+    base = 1_764_000_000_000_000_000
+    written: list[str] = []
+    for number in range(1, 6001):
+        if number % 1000 == 0:
+            written.append("")  # a blank line still counts as a line
+        elif number == 5999:
+            written.append('{"resourceSpans": [')  # truncated
+        else:
+            written.append(_request_line(number, base + number * 1_000_000_000, padding=(number * 37) % 700))
+    path.write_text("\n".join(written) + "\n")
+    con = duckdb.connect()
+    con.execute("SET threads = 4").fetchall()
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    load = load_spans(con, [path])
+    assert load.spans == 6000 - 6 - 1
+    assert [(m.line, m.reason) for m in load.malformed] == [(5999, "not valid JSON")]
+    mismatched = con.execute(
+        f"SELECT count(*) FROM {load.table} WHERE name <> 'line ' || line OR prompt_version <> 'v' || line"
+    ).fetchall()
+    assert mismatched == [(0,)]
+    # the caller's setting is left as it was
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(False,)]
+    # skipping lines before a floor keeps the numbering too
+    later = load_spans(
+        con,
+        [path],
+        table="later",
+        since=base + 4500 * 1_000_000_000,
+        skip_lines_before=base + 4500 * 1_000_000_000,
+    )
+    assert con.execute("SELECT min(line), count(*) FROM later WHERE name = 'line ' || line").fetchall() == [
+        (4500, 1498)  # 4500..6000 but two blank lines and the truncated one
+    ]
+    assert later.spans == 1498 and later.lines_max_ns == base + 5998 * 1_000_000_000
+    assert [m.line for m in later.malformed] == [5999]

@@ -261,15 +261,16 @@ def load_for_drift(
 ) -> tuple[Any, DuckDBEngine]:
     """Load span files for a drift run, parsing only what the analysis can use.
 
-    With a duration baseline the analysis looks at ``(now - window - baseline, now]`` only, so a first,
-    cheap pass reads just the start times per line (``scan_line_times``) and the load then parses only the
-    lines that reach into that period: the time filter pushed into the scan. ``whole_range`` (the plot, the
-    ``previous`` baseline) loads everything. Returns the ``SpanLoad`` and the engine.
+    With a duration baseline the analysis looks at ``(now - window - baseline, now]`` only, so only the lines
+    that reach into that period are parsed: a regular expression on each raw line, in the same parallel scan
+    that reads it, tells whether the line holds a start time at or after the period's start (the time
+    filter pushed into the scan). ``whole_range`` (the plot, the ``previous`` baseline) loads everything.
+    Returns the ``SpanLoad`` and the engine.
 
-    Faster, one pass: the latest start time is guessed from the files' tails, and the load reads each line's
-    start times and parses only the lines reaching into the period that guess gives. When the latest start
-    time on the lines read is the guess, it was the file's latest (every line skipped ends before it): the
-    load is exactly the two-pass one. Otherwise the two passes run.
+    The period's end is first guessed from the files' tails (the Collector appends in time order). When the
+    latest start time on the lines parsed is the guess, it was the files' latest (every line skipped ends
+    before it): the load is exact. Otherwise a first pass reads every line's start times
+    (``scan_line_times``) for the true end, and the load runs again from it.
     """
     from promptctl.spans.reader import expand_paths, load_spans, scan_line_times
 
@@ -308,7 +309,7 @@ def load_for_drift(
     since_us = end_us - span_us - int(options.window_s * US)
     until_ns = None if options.until is None else (to_us(options.until) + 1) * 1000
     load = load_spans(con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=columns,
-                      since=since_us * 1000, until=until_ns, line_times=times)  # fmt: skip
+                      since=since_us * 1000, until=until_ns, skip_lines_before=since_us * 1000)  # fmt: skip
     engine = DuckDBEngine(con, load.scores)
     now = latest_us(engine, options)
     if now is None or now - span_us < since_us:

@@ -1,10 +1,11 @@
 """The one reader of span files: OTLP/JSON lines (the Collector's file exporter, ``OtlpJsonFileExporter``,
 ``promptctl eval run --spans``) into a DuckDB table, parsed inside DuckDB.
 
-Each file is read as text lines (DuckDB's CSV scanner with no delimiter or quoting: one column, the line,
-numbered ``WITH ORDINALITY``), each line parsed with ``from_json`` against an explicit OTLP structure (no type
-auto-detection), its spans ``UNNEST``-ed and their attributes picked by key with list functions. The whole
-pipeline is one streaming, parallel DuckDB query: no Python loop over lines or spans.
+Each file is read as text lines (DuckDB's CSV scanner with no delimiter or quoting: one column, the line),
+each line parsed with ``from_json`` against an explicit OTLP structure (no type auto-detection) and its spans
+turned into a list of rows with list functions (attributes picked by key), all in DuckDB's parallel scan of
+the file; the rows are inserted in the file's order, so a row's id gives its line number. A second, cheap
+query unnests the lists into the span table. No Python loop over lines or spans.
 
 A line that is not JSON, not an ``ExportTraceServiceRequest``, or holds a span without ids or start time is
 *malformed*: it is skipped whole and named (file, line, reason), or, with ``strict=True``, fails the load.
@@ -220,16 +221,13 @@ def _at_or_after_regex(floor: int) -> str:
     return '"startTimeUnixNano"\\s*:\\s*"?(?:\\d{20}|' + "|".join(alternatives) + ")"
 
 
-def _lines_sql(n_files: int, max_line: int) -> str:
-    """UNION ALL of one text-line scan per file: ordinality restarts at 1, so it is the line number."""
-    scans = []
-    for i in range(n_files):
-        scans.append(
-            f"SELECT $f{i} AS file, ordinality AS line, text FROM read_csv($f{i}, columns={{'text': 'VARCHAR'}}, "
-            "header=false, delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, "
-            f"max_line_size={max_line}, buffer_size={2 * max_line}) WITH ORDINALITY"
-        )
-    return "\nUNION ALL\n".join(scans)
+def _read_lines(max_line: int) -> str:
+    """One span file as text lines: DuckDB's CSV scanner with no delimiter, quoting or escaping (one column,
+    the line; a blank line is NULL). Parallel; with ``preserve_insertion_order`` the rows keep the file's order."""
+    return (
+        "read_csv($file, columns={'text': 'VARCHAR'}, header=false, delim='\\0', quote='', escape='', "
+        f"auto_detect=false, strict_mode=false, max_line_size={max_line}, buffer_size={2 * max_line})"
+    )
 
 
 def _to_ns(expr: str) -> str:
@@ -262,90 +260,79 @@ def _request_structure(columns: set[str]) -> str:
     return json.dumps({"resourceSpans": [request]})
 
 
-def _load_sql(
-    raw: str,
-    n_files: int,
+def _span_struct(columns: set[str], glob_pattern: str, prefix: str) -> str:
+    """The struct built for one span, inside the lambdas over a line's requests: ``p`` wraps the span
+    (``p.s``, its attribute keys ``p.keys``, its start ``p.start``), ``r`` its resource (``r.rs``, ``r.rkeys``)."""
+
+    def value(key: str) -> str:
+        return f"p.s.attributes[list_position(p.keys, {_sql_literal(key)})].value"
+
+    ids = [f"p.s.{f} IS NULL" for c, f in (("trace_id", "traceId"), ("span_id", "spanId")) if c in columns]
+    missing_ids = " OR ".join(ids) if ids else "FALSE"
+    fields = [
+        f"""'_problem': CASE
+    WHEN {missing_ids} THEN 'a span without traceId or spanId'
+    WHEN p.start IS NULL THEN 'a span whose startTimeUnixNano is not an integer' END""",
+        "'start_unix_nano': p.start",
+    ]
+    optional = {
+        "trace_id": _hex_id("p.s.traceId", 32),
+        "span_id": _hex_id("p.s.spanId", 16),
+        "parent_span_id": f"nullif({_hex_id('p.s.parentSpanId', 16)}, '')",
+        "name": "p.s.name",
+        "kind": "p.s.kind",
+        "end_time": f"make_timestamp({_to_ns('p.s.endTimeUnixNano')} // 1000)",
+        "service_name": "r.rs.resource.attributes[list_position(r.rkeys, 'service.name')].value.stringValue",
+        "service_instance_id": (
+            "r.rs.resource.attributes[list_position(r.rkeys, 'service.instance.id')].value.stringValue"
+        ),
+    }
+    # CASE runs the cast only for integer-valued attributes; the filter only asks that some number is there
+    numeric = "CASE WHEN a.value.doubleValue IS NOT NULL THEN a.value.doubleValue ELSE TRY_CAST(a.value.intValue AS DOUBLE) END"
+    for column, _, _ in SPAN_COLUMNS:
+        if column not in columns or column in ("file", "line", "start_time", "start_unix_nano"):
+            continue
+        if column in optional:
+            fields.append(f"'{column}': {optional[column]}")
+        elif column in _STRING_ATTRS:
+            fields.append(f"'{column}': {value(_STRING_ATTRS[column])}.stringValue")
+        elif column in _BOOL_ATTRS:
+            key = _BOOL_ATTRS[column]
+            fields.append(
+                f"'{column}': coalesce({value(key)}.boolValue, lower({value(key)}.stringValue) = 'true')"
+            )
+        elif column == "scores":
+            fields.append(
+                f"""'scores': CASE WHEN p.s.attributes IS NULL THEN [] ELSE
+    [{{'rubric': a.key[{len(prefix) + 1}:], 'score': {numeric}}}
+     FOR a IN p.s.attributes IF {_score_filter(glob_pattern, prefix)}
+       AND (a.value.doubleValue IS NOT NULL OR TRY_CAST(a.value.intValue AS DOUBLE) IS NOT NULL)] END"""
+            )
+    return "{" + ",\n    ".join(fields) + "}"
+
+
+def _line_sql(
+    lines_table: str,
+    file_index: int,
     columns: set[str],
     glob_pattern: str,
     prefix: str,
     since_ns: int | None,
     until_ns: int | None,
     max_line: int,
-    prune: str = "",
-    line_floor: int | None = None,
+    line_floor: int | None,
 ) -> str:
-    def value(key: str) -> str:
-        return f"s.attributes[list_position(keys, {_sql_literal(key)})].value"
+    """Phase one of a load, for one file: one row per line (its problem, and the list of its spans' wanted
+    columns), inserted in the file's order so that the row id gives the line number.
 
-    # a span is unusable without the fields every analysis keys on; ids only count when they are read
-    ids = [f"s.{f} IS NULL" for c, f in (("trace_id", "traceId"), ("span_id", "spanId")) if c in columns]
-    missing_ids = " OR ".join(ids) if ids else "FALSE"
-    out = [
-        "file",
-        "line",
-        f"""coalesce(problem, CASE
-    WHEN {missing_ids} THEN 'a span without traceId or spanId'
-    WHEN start_unix_nano IS NULL THEN 'a span whose startTimeUnixNano is not an integer' END) AS _problem""",
-    ]
-    optional = {
-        "trace_id": f"{_hex_id('s.traceId', 32)} AS trace_id",
-        "span_id": f"{_hex_id('s.spanId', 16)} AS span_id",
-        "parent_span_id": f"nullif({_hex_id('s.parentSpanId', 16)}, '') AS parent_span_id",
-        "name": "s.name AS name",
-        "kind": "s.kind AS kind",
-        "end_time": f"make_timestamp({_to_ns('s.endTimeUnixNano')} // 1000) AS end_time",
-        "service_name": "service_name",
-        "service_instance_id": "service_instance_id",
-    }
-    # CASE runs the cast only for integer-valued attributes; the filter only asks that some number is there
-    numeric = "CASE WHEN a.value.doubleValue IS NOT NULL THEN a.value.doubleValue ELSE TRY_CAST(a.value.intValue AS DOUBLE) END"
-    for column, _, _ in SPAN_COLUMNS:
-        if column not in columns or column in ("file", "line"):
-            continue
-        if column in optional:
-            out.append(optional[column])
-        elif column == "start_time":
-            out.append("make_timestamp(start_unix_nano // 1000) AS start_time")
-        elif column == "start_unix_nano":
-            out.append("start_unix_nano")
-        elif column in _STRING_ATTRS:
-            out.append(f"{value(_STRING_ATTRS[column])}.stringValue AS {column}")
-        elif column in _BOOL_ATTRS:
-            key = _BOOL_ATTRS[column]
-            out.append(
-                f"coalesce({value(key)}.boolValue, lower({value(key)}.stringValue) = 'true') AS {column}"
-            )
-        elif column == "scores":
-            out.append(
-                f"""CASE WHEN s.attributes IS NULL THEN [] ELSE
-    [{{'rubric': a.key[{len(prefix) + 1}:], 'score': {numeric}}}
-     FOR a IN s.attributes IF {_score_filter(glob_pattern, prefix)}
-       AND (a.value.doubleValue IS NOT NULL OR TRY_CAST(a.value.intValue AS DOUBLE) IS NOT NULL)] END AS scores"""
-            )
-    with_resource = bool(columns & _RESOURCE_COLUMNS)
-    resource_cols = ""
-    resource_from = "resources"
-    if with_resource:
-        resource_cols = """
-    rs.resource.attributes[list_position(rkeys, 'service.name')].value.stringValue AS service_name,
-    rs.resource.attributes[list_position(rkeys, 'service.instance.id')].value.stringValue AS service_instance_id,"""
-        resource_from = (
-            "(SELECT *, list_transform(rs.resource.attributes, lambda a: a.key) AS rkeys FROM resources)"
-        )
-    keys = "list_transform(s.attributes, lambda a: a.key) AS keys," if columns & _ATTRIBUTE_COLUMNS else ""
-    conditions = ["TRUE"]
-    if since_ns is not None:
-        conditions.append(f"start_unix_nano >= {int(since_ns)}")
-    if until_ns is not None:
-        conditions.append(f"start_unix_nano < {int(until_ns)}")
-    in_range = " AND ".join(conditions)
-    # line_floor: a regular expression on the raw line (no JSON parsing: about the cost of reading the line)
-    # finds the lines that hold a start time at or after the floor; only those are parsed, and the lines that
-    # hold no start time or do not look like one JSON object (so that they are named as malformed). A
-    # CASE, not a filter (DuckDB would repeat the test); skipped lines travel as 'skipped' problem rows,
-    # dropped like blank lines. A kept line that does not parse carries its latest start time (read with
-    # json_extract_string), so the load can report the latest start time on the lines kept.
-    lines_from, keep_col, lm, lm_checked, skipped = "lines", "", "", "", ""
+    All the work (JSON parsing, picking attributes, the time filter) happens here, in DuckDB's parallel scan
+    of the file; the lists of spans are unnested afterwards (``_spans_sql``). With ``line_floor`` a regular
+    expression on the raw line (no JSON parsing: about the cost of reading the line) finds the lines that hold
+    a start time at or after the floor; only those are parsed, and the lines that hold no start time or do
+    not look like one JSON object (so that they are named as malformed). A kept line that does not parse
+    carries its latest start time (read with json_extract_string), so the load can report the latest start
+    time on the lines kept."""
+    keep, skipped, line_max = "TRUE", "", "NULL"
     doc = f"TRY(from_json(text, {_sql_literal(_request_structure(columns))}))"
     if line_floor is not None:
         keep = (
@@ -353,86 +340,78 @@ def _load_sql(
             """OR NOT regexp_matches(text, '"startTimeUnixNano"') """
             "OR NOT (starts_with(text, '{') AND ends_with(text, '}')))"
         )
-        lines_from = f"(SELECT *, {keep} AS _keep FROM lines)"
-        keep_col = "_keep, "
-        lm = "_line_max, "
-        lm_checked = f"CASE WHEN doc IS NULL AND _keep THEN {_line_times_sql('list_max')} END AS _line_max, "
         doc = f"CASE WHEN _keep THEN {doc} END"
         skipped = "WHEN NOT _keep THEN 'skipped'\n         "
-        out.append("_line_max")
-    carried = "service_name, service_instance_id, " if with_resource else ""
-    select = ",\n  ".join(out)
-    # Malformed lines travel through the pipeline as one row with ``problem`` set (UNNEST of [NULL]), so a
-    # single streaming query yields both the spans and the problems.
+        line_max = f"CASE WHEN doc IS NULL AND _keep THEN {_line_times_sql('list_max')} END"
+    with_resource = bool(columns & _RESOURCE_COLUMNS)
+    rkeys = ", 'rkeys': list_transform(rs.resource.attributes, lambda a: a.key)" if with_resource else ""
+    keys = ", 'keys': list_transform(s.attributes, lambda a: a.key)" if columns & _ATTRIBUTE_COLUMNS else ""
+    spans = f"""flatten(list_transform(
+  list_transform(doc.resourceSpans, lambda rs: {{'rs': rs{rkeys}}}),
+  lambda r: flatten(list_transform(r.rs.scopeSpans, lambda ss: list_transform(
+    list_transform(ss.spans, lambda s: {{'s': s{keys}, 'start': {_to_ns("s.startTimeUnixNano")}}}),
+    lambda p: {_span_struct(columns, glob_pattern, prefix)})))))"""
+    conditions = []
+    if since_ns is not None:
+        conditions.append(f"x.start_unix_nano >= {int(since_ns)}")
+    if until_ns is not None:
+        conditions.append(f"x.start_unix_nano < {int(until_ns)}")
+    if conditions:  # spans out of the range are dropped; a broken span is kept, to name its line
+        spans = f"list_filter({spans}, lambda x: x._problem IS NOT NULL OR ({' AND '.join(conditions)}))"
+    # A CASE, not a filter, decides what is parsed (DuckDB would repeat a filter's test); trim() runs only on
+    # the lines that failed to parse.
     return f"""
-CREATE OR REPLACE TEMP TABLE {raw} AS
-WITH lines AS (
-{_lines_sql(n_files, max_line)}
-), docs AS (
-  SELECT file, line, {keep_col}text, {doc} AS doc
-  FROM {lines_from}
-  WHERE text IS NOT NULL{prune}
-), checked AS (
-  -- a blank line travels as a 'blank' problem row and is dropped with the problems (trim() runs only
-  -- on the lines that failed to parse: a filter on it would be pushed down and run on every line)
-  SELECT file, line, {lm_checked}doc,
-    CASE {skipped}WHEN doc IS NULL THEN (CASE WHEN trim(text) = '' THEN 'blank' ELSE 'not valid JSON' END)
+INSERT INTO {lines_table}
+SELECT {int(file_index)} AS fi, problem, line_max, CASE WHEN problem IS NULL THEN {spans} END AS spans
+FROM (
+  SELECT doc, {line_max} AS line_max,
+    CASE {skipped}WHEN doc IS NULL THEN (CASE WHEN text IS NULL OR trim(text) = '' THEN 'blank' ELSE 'not valid JSON' END)
          WHEN doc.resourceSpans IS NULL THEN 'not an OTLP trace export request (no resourceSpans array)'
     END AS problem
-  FROM docs
-), resources AS (
-  SELECT file, line, {lm}problem,
-    UNNEST(CASE WHEN problem IS NULL THEN doc.resourceSpans ELSE [NULL] END) AS rs
-  FROM checked
-), scopes AS (
-  SELECT file, line, {lm}problem,{resource_cols}
-    UNNEST(CASE WHEN problem IS NULL THEN rs.scopeSpans ELSE [NULL] END) AS ss
-  FROM {resource_from}
-), spans AS (
-  SELECT file, line, {lm}problem, {carried}
-    UNNEST(CASE WHEN problem IS NULL THEN ss.spans ELSE [NULL] END) AS s
-  FROM scopes
-), keyed AS (
-  SELECT file, line, {lm}problem, {carried}s, {keys}
-    {_to_ns("s.startTimeUnixNano")} AS start_unix_nano
-  FROM spans
-)
-SELECT
-  {select}
-FROM keyed
-WHERE problem IS NOT NULL OR {missing_ids} OR start_unix_nano IS NULL OR ({in_range})
-"""
+  FROM (SELECT text, {keep} AS _keep, {doc} AS doc FROM {_read_lines(max_line)})
+)"""
 
 
-def _run_scan(con: Any, build: Callable[[int], str], params: dict[str, str]) -> list[tuple]:
-    """Run a query over the line scan, first with small scan buffers, then with the large line limit."""
+def _line_number() -> str:
+    """The line number of a row of a phase-one table: rows were inserted per file in the file's order."""
+    return "(rowid - min(rowid) OVER (PARTITION BY fi) + 1)"
+
+
+def _insert_lines(con: Any, files: Sequence[str], build: Callable[[int, int], str]) -> None:
+    """Run ``build(file_index, max_line)`` (an INSERT over one file's lines) for each file, in the files'
+    order with insertion order kept, first with small scan buffers, then with the large line limit."""
     import duckdb
 
     # A modest line limit keeps the scan's buffers small, so even a 100 MB file is read by every core; a
     # file with longer lines (a Collector batch of thousands of spans) is read again with the large limit.
-    for max_line in (FAST_LINE_BYTES, MAX_LINE_BYTES):
-        try:
-            return con.execute(build(max_line), params).fetchall()
-        except duckdb.IOException as exc:
-            raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
-        except duckdb.Error as exc:  # a line longer than the limit, an undecodable file
-            text = str(exc)
-            if "maximum line size" in text.lower():
-                if max_line < MAX_LINE_BYTES:
-                    continue
-                where = re.search(r"file = (.+)", text)
-                number = re.search(r"Error on Line: (\d+)", text)
-                raise MalformedSpanFile(
-                    f"{where.group(1).strip() if where else 'a span file'}:{number.group(1) if number else '?'}: "
-                    f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
-                ) from None
-            raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
-    return []
+    (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+    con.execute("SET preserve_insertion_order = true").fetchall()
+    try:
+        for index, path in enumerate(files):
+            for max_line in (FAST_LINE_BYTES, MAX_LINE_BYTES):
+                try:
+                    con.execute(build(index, max_line), {"file": path}).fetchall()
+                    break
+                except duckdb.IOException as exc:
+                    raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+                except duckdb.Error as exc:  # a line longer than the limit, an undecodable file
+                    text = str(exc)
+                    if "maximum line size" in text.lower():
+                        if max_line < MAX_LINE_BYTES:
+                            continue
+                        number = re.search(r"Error on Line: (\d+)", text)
+                        raise MalformedSpanFile(
+                            f"{path}:{number.group(1) if number else '?'}: "
+                            f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
+                        ) from None
+                    raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
 
 
 @dataclass(frozen=True)
 class LineTimes:
-    """The start-time range of the spans on each line: a cheap first pass that lets a load skip lines."""
+    """The start-time range of the spans on each line, read without building any structure."""
 
     table: str  # temp table (file, line, min_ns, max_ns); NULL bounds for a line that is not JSON
     files: tuple[str, ...]
@@ -453,22 +432,33 @@ def _line_times_sql(agg: str) -> str:
 
 def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table: str = "spans") -> LineTimes:
     """One pass over the files that reads only the spans' start times (``json_extract_string`` of one path:
-    no structure is built), per line. ``load_spans(..., since=, until=, line_times=)`` then parses only the
-    lines that may hold spans in range: the time filter pushed into the scan."""
+    no structure is built), per line: the exact time range of the files, e.g. to choose a ``since`` for
+    ``load_spans(..., skip_lines_before=)`` when the files are not in time order."""
     files = expand_paths(paths)
-    params = {f"f{i}": f for i, f in enumerate(files)}
     name = _quote_ident(f"{table}__lines")
-    path = _START_TIMES_PATH
-
-    def build(max_line: int) -> str:
-        return f"""
-CREATE OR REPLACE TEMP TABLE {name} AS
-SELECT file, line, list_min(ts) AS min_ns, list_max(ts) AS max_ns FROM (
-  SELECT file, line,
-    list_transform(TRY(json_extract_string(text, '{path}')), lambda x: TRY_CAST(x AS BIGINT)) AS ts
-  FROM ({_lines_sql(len(files), max_line)}) WHERE text IS NOT NULL)"""
-
-    _run_scan(con, build, params)
+    staging = _quote_ident(f"{table}__line_rows")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {staging} (fi INTEGER, min_ns BIGINT, max_ns BIGINT)"
+    ).fetchall()
+    try:
+        _insert_lines(
+            con,
+            files,
+            lambda index, max_line: (
+                f"""
+INSERT INTO {staging}
+SELECT {int(index)}, list_min(ts), list_max(ts) FROM (
+  SELECT list_transform(TRY(json_extract_string(text, '{_START_TIMES_PATH}')), lambda x: TRY_CAST(x AS BIGINT)) AS ts
+  FROM {_read_lines(max_line)})"""
+            ),
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT $files[fi + 1] AS file, "
+            f"{_line_number()} AS line, min_ns, max_ns FROM {staging}",
+            {"files": files},
+        ).fetchall()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {staging}").fetchall()
     lo, hi = con.execute(f"SELECT min(min_ns), max(max_ns) FROM {name}").fetchall()[0]
     return LineTimes(name, tuple(files), None if lo is None else int(lo), None if hi is None else int(hi))
 
@@ -491,7 +481,6 @@ def load_spans(
     since: datetime | int | None = None,
     until: datetime | int | None = None,
     columns: Iterable[str] | None = None,
-    line_times: LineTimes | None = None,
     skip_lines_before: int | None = None,
     max_reported: int = 20,
 ) -> SpanLoad:
@@ -509,9 +498,9 @@ def load_spans(
     JSON parse cheaper: drift reads only what it aggregates.
 
     ``skip_lines_before`` (Unix nanoseconds) parses only the lines holding a span that starts at or after it
-    (and the lines that are not JSON, to name them): each line's start times are read first, in the same
-    scan, without building any structure. ``SpanLoad.lines_max_ns`` is then the latest start time on the
-    lines parsed (what ``scan_line_times`` would give as ``max_ns`` when it is at or after the floor).
+    (and the lines that are not JSON, to name them), found with a regular expression on the raw line in the
+    same scan. ``SpanLoad.lines_max_ns`` is then the latest start time on the lines parsed (what
+    ``scan_line_times`` would give as ``max_ns`` when it is at or after the floor).
     """
 
     known = [c for c, _, _ in SPAN_COLUMNS]
@@ -527,63 +516,69 @@ def load_spans(
     if reserved:
         raise UsageError(f"invalid table name {table!r}: a reserved SQL word")
     raw = _quote_ident(f"{table}__raw")
+    lines = _quote_ident(f"{table}__line_rows")
     scores_view = _quote_ident(f"{table}_scores")
     glob_pattern, prefix = score_glob(score_pattern)
     files = expand_paths(paths)
-    params = {f"f{i}": f for i, f in enumerate(files)}
-    # the table keeps file and line: the scan need not keep the files' order (faster, less memory)
-    (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
-    con.execute("SET preserve_insertion_order = false").fetchall()
     since_ns, until_ns = _nanos(since), _nanos(until)
-    prune = ""
-    if line_times is not None and (since_ns is not None or until_ns is not None):
-        if list(line_times.files) != files:
-            raise UsageError("line_times were scanned from other files than the ones being loaded")
-        keep = ["max_ns IS NULL"]  # not JSON: parse it, to name it as malformed
-        keep.append(" AND ".join(
-            ([f"max_ns >= {since_ns}"] if since_ns is not None else []) + ([f"min_ns < {until_ns}"] if until_ns is not None else [])
-        ))  # fmt: skip
-        prune = (
-            f"\n    AND (file, line) IN (SELECT file, line FROM {line_times.table} WHERE {' OR '.join(keep)})"
-        )
+    present = [col for col in known if col in wanted]
+    span_type = ", ".join(  # the order _span_struct builds them in
+        f"{col} {sql_type}" for col, sql_type, _ in SPAN_COLUMNS
+        if col in wanted and col not in ("file", "line", "start_time", "start_unix_nano")
+    )  # fmt: skip
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {lines} (fi INTEGER, problem VARCHAR, line_max BIGINT, "
+        f"spans STRUCT(_problem VARCHAR, start_unix_nano BIGINT, {span_type})[])"
+    ).fetchall()
     try:
-        _run_scan(
+        _insert_lines(
             con,
-            lambda max_line: _load_sql(
-                raw,
-                len(files),
-                wanted,
-                glob_pattern,
-                prefix,
-                since_ns,
-                until_ns,
-                max_line,
-                prune,
-                skip_lines_before,
+            files,
+            lambda index, max_line: _line_sql(
+                lines, index, wanted, glob_pattern, prefix, since_ns, until_ns, max_line, skip_lines_before
             ),
-            params,
         )
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
+        span_cols = [
+            "make_timestamp(x.start_unix_nano // 1000) AS start_time" if col == "start_time" else f"x.{col} AS {col}"
+            for col in present if col not in ("file", "line")
+        ]  # fmt: skip
+        # the table keeps file and line: phase two need not keep the rows' order (faster, less memory)
+        (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+        con.execute("SET preserve_insertion_order = false").fetchall()
+        try:
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {raw} AS
+SELECT $files[fi + 1] AS file, line, x._problem AS _problem, {", ".join(span_cols)}
+FROM (SELECT fi, line, UNNEST(spans) AS x FROM (
+  SELECT fi, {_line_number()} AS line, spans FROM {lines}) WHERE spans IS NOT NULL)""",
+                {"files": files},
+            ).fetchall()
+        finally:
+            con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
 
-    lines_max = None
-    if skip_lines_before is not None:
-        (lines_max,) = con.execute(
-            f"SELECT greatest(max(_line_max), max(start_unix_nano)) FROM {raw}"
-        ).fetchall()[0]
-    malformed: list[MalformedLine] = []
-    bad_count = 0
-    (problem_rows,) = con.execute(f"SELECT count(*) FROM {raw} WHERE _problem IS NOT NULL").fetchall()[0]
-    if problem_rows:
-        order = {f: i for i, f in enumerate(files)}
+        lines_max = None
+        if skip_lines_before is not None:
+            (lines_max,) = con.execute(
+                f"SELECT greatest((SELECT max(line_max) FROM {lines}), (SELECT max(start_unix_nano) FROM {raw}))"
+            ).fetchall()[0]
         rows = con.execute(
-            f"SELECT file, line, min(_problem) FROM {raw} WHERE _problem IS NOT NULL AND _problem NOT IN ('blank', 'skipped') "
-            "GROUP BY file, line"
+            f"""SELECT fi, line, min(problem) FROM (
+  SELECT fi, line, problem FROM (SELECT fi, {_line_number()} AS line, problem FROM {lines})
+  WHERE problem IS NOT NULL AND problem NOT IN ('blank', 'skipped')
+  UNION ALL
+  SELECT list_position($files, file) - 1, line, _problem FROM {raw} WHERE _problem IS NOT NULL)
+GROUP BY fi, line ORDER BY fi, line""",
+            {"files": files},
         ).fetchall()
-        rows.sort(key=lambda r: (order.get(r[0], 0), r[1]))
-        bad_count = len(rows)
-        malformed = [MalformedLine(f, int(n), reason) for f, n, reason in rows[:max_reported]]
-        if strict and rows:
+    except BaseException:
+        con.execute(f"DROP TABLE IF EXISTS {raw}").fetchall()
+        raise
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {lines}").fetchall()
+    bad_count = len(rows)
+    malformed = [MalformedLine(files[fi], int(n), reason) for fi, n, reason in rows[:max_reported]]
+    if rows:
+        if strict:
             con.execute(f"DROP TABLE IF EXISTS {raw}").fetchall()
             more = (
                 f" ({bad_count - 1} more malformed line{'s' if bad_count > 2 else ''})"
@@ -595,13 +590,12 @@ def load_spans(
             f"DELETE FROM {raw} WHERE (file, line) IN (SELECT DISTINCT file, line FROM {raw} WHERE _problem IS NOT NULL)"
         ).fetchall()
 
-    present = [col for col in known if col in wanted]
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {', '.join(present)} FROM {raw}").fetchall()
     if "scores" in wanted:
-        span_cols = ", ".join(f"s.{col}" for col in present if col != "scores")
+        span_cols_view = ", ".join(f"s.{col}" for col in present if col != "scores")
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {scores_view} AS "
-            f"SELECT {span_cols}, u.sc.rubric AS rubric, u.sc.score AS score "
+            f"SELECT {span_cols_view}, u.sc.rubric AS rubric, u.sc.score AS score "
             f"FROM {raw} s, (SELECT UNNEST(s.scores) AS sc) u"
         ).fetchall()
     without = "count(*) FILTER (WHERE prompt_version IS NULL)" if "prompt_version" in wanted else "0"
