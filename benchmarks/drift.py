@@ -104,7 +104,7 @@ def cli_drift(file: str, cwd: str) -> str:
     )  # fmt: skip
     if proc.returncode != 1:  # 1: an alert fired
         raise SystemExit(f"promptctl drift exited {proc.returncode}: {proc.stderr}")
-    return proc.stdout
+    return proc.stderr  # the table is on stdout, the summary ("1 alert: ...") on stderr
 
 
 def python_raw_scan(file: str, cwd: str) -> str:

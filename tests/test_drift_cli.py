@@ -189,6 +189,22 @@ def test_malformed_lines_are_named_and_skipped(drift_repo, tmp_path):
     assert "partial data: 1 malformed lines were skipped" in proc.stderr
 
 
+def test_lines_before_the_period_are_not_read_unless_strict(drift_repo, tmp_path):
+    repo, spans = drift_repo
+    lines = spans.read_text().splitlines()
+    broken = lines[1].replace('"name":', '"name"', 1)  # an early line, broken inside, still {...}
+    assert broken != lines[1] and broken.startswith("{") and broken.endswith("}")
+    bad = tmp_path / "early.jsonl"
+    bad.write_text("\n".join([lines[0], broken, *lines[2:]]) + "\n")
+    args = ("drift", str(bad), "--window", "1h", "--baseline", "2h", "--by", "tier,locale")
+    proc = _ok(run_cli(repo, *args), 1)  # the alert, from the last hours; line 2 is never parsed
+    assert "malformed" not in proc.stderr and "partial data" not in proc.stderr
+    before = _refs(repo)
+    proc = run_cli(repo, *args, "--strict", "--rollback", "--apply", "--reason", "x")
+    assert proc.returncode == 4 and proc.stderr == f"promptctl: error: {bad}:2: not valid JSON\n"
+    assert _refs(repo) == before
+
+
 def test_without_a_registry_defaults_apply(drift_repo, tmp_path):
     _, spans = drift_repo
     proc = _ok(run_cli(tmp_path, "drift", str(spans), "--by", "tier,locale", "--min-samples", "30"), 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,21 @@ def test_line_numbers_hold_when_the_file_is_scanned_in_parallel_chunks(tmp_path:
     ]
     assert later.spans == 1498 and later.lines_max_ns == base + 5998 * 1_000_000_000
     assert [m.line for m in later.malformed] == [5999]
+
+
+def test_skipped_lines_are_not_parsed_but_strict_still_names_a_broken_one(tmp_path: Path):
+    path = tmp_path / "spans.jsonl"
+    base = 1_764_000_000_000_000_000
+    lines = [_request_line(n, base + n * 1_000_000_000) for n in range(1, 11)]
+    lines[1] = lines[1].replace(
+        '"name": ', '"name" '
+    )  # line 2: broken inside, still {...}, an early start time
+    path.write_text("\n".join(lines) + "\n")
+    floor = base + 8 * 1_000_000_000
+    con = duckdb.connect()
+    load = load_spans(con, [path], since=floor, skip_lines_before=floor)
+    assert load.spans == 3 and load.malformed_lines == 0  # line 2 ends before the floor: never read
+    with pytest.raises(MalformedSpanFile, match=rf"^{re.escape(str(path))}:2: not valid JSON$"):
+        load_spans(con, [path], table="strict", since=floor, skip_lines_before=floor, strict=True)
+    everything = load_spans(con, [path], table="everything")
+    assert [m.line for m in everything.malformed] == [2]

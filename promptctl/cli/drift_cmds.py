@@ -79,7 +79,9 @@ def register(app: typer.Typer) -> None:
             help="Numeric span attributes that are scores; the rubric is the rest of the name.",
         ),
         strict: bool = typer.Option(
-            False, "--strict", help="Fail on the first malformed span line instead of skipping it."
+            False,
+            "--strict",
+            help="Fail on the first malformed span line instead of skipping it (also checks the lines before the period).",
         ),
         plot: str = typer.Option(
             None,

@@ -321,24 +321,27 @@ def _line_sql(
     until_ns: int | None,
     max_line: int,
     line_floor: int | None,
+    validate_skipped: bool = False,
 ) -> str:
     """Phase one of a load, for one file: one row per line (its problem, and the list of its spans' wanted
     columns), inserted in the file's order so that the row id gives the line number.
 
     All the work (JSON parsing, picking attributes, the time filter) happens here, in DuckDB's parallel scan
-    of the file; the lists of spans are unnested afterwards (``_spans_sql``). With ``line_floor`` a regular
+    of the file; the lists of spans are unnested afterwards (``load_spans``). With ``line_floor`` a regular
     expression on the raw line (no JSON parsing: about the cost of reading the line) finds the lines that hold
     a start time at or after the floor; only those are parsed, and the lines that hold no start time or do
     not look like one JSON object (so that they are named as malformed). A kept line that does not parse
     carries its latest start time (read with json_extract_string), so the load can report the latest start
-    time on the lines kept."""
+    time on the lines kept. ``validate_skipped`` (strict loads) also parses, to name them, the lines that
+    would be skipped but are not valid JSON (``json_valid``: a parse without building anything)."""
     keep, skipped, line_max = "TRUE", "", "NULL"
     doc = f"TRY(from_json(text, {_sql_literal(_request_structure(columns))}))"
     if line_floor is not None:
         keep = (
             f"(regexp_matches(text, {_sql_literal(_at_or_after_regex(int(line_floor)))}) "
             """OR NOT regexp_matches(text, '"startTimeUnixNano"') """
-            "OR NOT (starts_with(text, '{') AND ends_with(text, '}')))"
+            "OR NOT (starts_with(text, '{') AND ends_with(text, '}'))"
+            + (" OR NOT json_valid(text))" if validate_skipped else ")")
         )
         doc = f"CASE WHEN _keep THEN {doc} END"
         skipped = "WHEN NOT _keep THEN 'skipped'\n         "
@@ -500,7 +503,10 @@ def load_spans(
     ``skip_lines_before`` (Unix nanoseconds) parses only the lines holding a span that starts at or after it
     (and the lines that are not JSON, to name them), found with a regular expression on the raw line in the
     same scan. ``SpanLoad.lines_max_ns`` is then the latest start time on the lines parsed (what
-    ``scan_line_times`` would give as ``max_ns`` when it is at or after the floor).
+    ``scan_line_times`` would give as ``max_ns`` when it is at or after the floor). A line skipped so is
+    not checked: one that looks like a whole JSON object (``{...}``) but is broken inside, holding only
+    earlier start times, is not named, unless ``strict=True``, which checks every skipped line with
+    ``json_valid`` (about 0.4 s per GB on two cores).
     """
 
     known = [c for c, _, _ in SPAN_COLUMNS]
@@ -535,7 +541,16 @@ def load_spans(
             con,
             files,
             lambda index, max_line: _line_sql(
-                lines, index, wanted, glob_pattern, prefix, since_ns, until_ns, max_line, skip_lines_before
+                lines,
+                index,
+                wanted,
+                glob_pattern,
+                prefix,
+                since_ns,
+                until_ns,
+                max_line,
+                skip_lines_before,
+                strict,
             ),
         )
         span_cols = [
