@@ -47,7 +47,12 @@ class PromptStatus:
     error: str | None = None
 
 
+_SIGNATURE_START = ("-----BEGIN PGP SIGNATURE-----", "-----BEGIN SSH SIGNATURE-----", "-----BEGIN SIGNED MESSAGE-----")
+
+
 def _make_version(prompt_id: str, number: int, tag_oid: str, commit: str, author: str, created_at: str, contents: str) -> VersionInfo:
+    for marker in _SIGNATURE_START:  # the contents of a signed tag end in its signature: not part of the message
+        contents = contents.split(marker, 1)[0]
     trailers = gitstore.parse_trailers(contents)
     message = contents.strip()
     if "\n\n" in message and TRAILER_HASH in trailers:
@@ -72,16 +77,11 @@ def _version_from_row(row: list[str]) -> VersionInfo | None:
     return _make_version(parsed[0], parsed[1], tag_oid, commit, f"{name} {email}".strip(), date, contents)
 
 
-_SIGNATURE_START = ("-----BEGIN PGP SIGNATURE-----", "-----BEGIN SSH SIGNATURE-----", "-----BEGIN SIGNED MESSAGE-----")
-
-
 def _version_from_tag_object(prompt_id: str, number: int, tag_oid: str, data: bytes) -> VersionInfo | None:
     """A version from a raw annotated tag object (None for anything else, e.g. a lightweight tag's commit)."""
     headers, contents = gitstore.parse_commit_or_tag(data)
     if headers.get("type") != "commit" or "object" not in headers:
         return None
-    for marker in _SIGNATURE_START:  # %(contents) of a signed tag ends in its signature: not part of the message
-        contents = contents.split(marker, 1)[0]
     author, created_at = gitstore.parse_ident(headers.get("tagger", ""))
     return _make_version(prompt_id, number, tag_oid, headers["object"], author, created_at, contents)
 

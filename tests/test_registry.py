@@ -334,3 +334,28 @@ def test_init_is_idempotent_and_validates_the_directory(git_repo):
         with pytest.raises(UsageError):
             PromptRepo.init(other, bad)
     assert not (other / "promptctl.yaml").exists()
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen is not installed")
+def test_a_version_tag_signed_by_hand_keeps_its_hash_and_message(versioned_repo, tmp_path):
+    """Teams that sign release tags re-create them with `git tag -s`: every way of listing versions still reads
+    the hash trailer (the signature follows the message in the tag object)."""
+    import subprocess
+
+    repo = open_repo(versioned_repo)
+    before = repo.resolve(f"{CLASSIFIER}@v1")
+    key = tmp_path / "signer"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", str(key)], check=True)
+    git(versioned_repo, "config", "gpg.format", "ssh")
+    git(versioned_repo, "config", "user.signingkey", str(key))
+    message = tmp_path / "message"
+    raw = git(versioned_repo, "cat-file", "tag", f"{CLASSIFIER}/v1")
+    message.write_text(raw.split("\n\n", 1)[1])
+    git(versioned_repo, "tag", "-f", "-s", "-F", str(message), f"{CLASSIFIER}/v1", before.commit)
+    assert "-----BEGIN SSH SIGNATURE-----" in git(versioned_repo, "cat-file", "tag", f"{CLASSIFIER}/v1")
+
+    repo = open_repo(versioned_repo)
+    listed = [v for v in repo.versions() if v.prompt_id == CLASSIFIER and v.number == 1][0]
+    for version in (listed, repo.resolve(f"{CLASSIFIER}@v1"), repo.versions(CLASSIFIER)[0]):
+        assert (version.template_hash, version.message) == (before.template_hash, "first release")
+        assert version.tag_oid != before.tag_oid
