@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from . import gitstore
 from .errors import (
@@ -30,6 +29,7 @@ from .errors import (
     UsageError,
 )
 from .model import AuditEntry, ChannelState, Serving, serves_text
+from .records import Factory, Record
 from .spec import (
     CHANNEL_PATTERN,
     CHANNEL_PREFIX,
@@ -273,8 +273,7 @@ def rollback_target(history_newest_first: Sequence[AuditEntry], current: Sequenc
 # -- signatures ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SignatureCheck:
+class SignatureCheck(Record):
     """One channel move and what ``git`` says of its signature."""
 
     prompt_id: str
@@ -610,8 +609,7 @@ DEFAULT_REMOTE = "origin"
 MAX_TAG_REFSPEC_BYTES = 100_000  # explicit tag refspecs up to this size; beyond, one pattern per prompt
 
 
-@dataclass(frozen=True)
-class RefChange:
+class RefChange(Record):
     ref: str
     old: str | None
     new: str
@@ -628,14 +626,13 @@ class RefChange:
         return {"ref": self.ref, "name": self.label, "old": self.old, "new": self.new, "kind": self.kind}
 
 
-@dataclass(frozen=True)
-class SyncReport:
+class SyncReport(Record):
     """What push or pull did (``changes``) and what it left alone on purpose (``notes``)."""
 
     remote: str
     direction: str  # push | pull
-    changes: list[RefChange] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    changes: list[RefChange] = Factory(list)
+    notes: list[str] = Factory(list)
 
     @property
     def tags(self) -> list[RefChange]:

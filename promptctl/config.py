@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidContent, NoRegistry
+from .records import Factory, Record
 from .spec import validate_channel
 
 TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
@@ -28,14 +28,13 @@ schema: prompt                # span attribute preset: prompt | openinference | 
 """
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Record):
     registry: str = DEFAULT_REGISTRY_DIR
     protected: tuple[str, ...] = ()
     require_signed: tuple[str, ...] = ()
-    variants: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, str] = Factory(dict)
     schema: str = "prompt"
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = Factory(dict)
 
 
 def registry_dir_ok(registry: Any) -> bool:

@@ -9,10 +9,10 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Conflict, GitFailed, GitMissing, NotAGitRepository
+from .records import Record
 
 ZERO_OID = "0" * 40
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -112,8 +112,7 @@ def parse_ident(ident: str) -> tuple[str, str]:
         return who, ""
 
 
-@dataclass(frozen=True)
-class GitObject:
+class GitObject(Record):
     oid: str
     type: str
     data: bytes
@@ -199,8 +198,7 @@ class ObjectReader:
         self.close()
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(Record):
     mode: str
     name: str
     oid: str
@@ -415,8 +413,7 @@ def fetch_objects(root: str | os.PathLike[str], remote: str, refs: Sequence[str]
         raise Unreachable(f"fetch from {remote!r} failed: {first_error_line(proc.stderr)}")
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(Record):
     ok: bool
     refs: list[tuple[str, str, str]]  # (flag, "src:dst", summary) from ``git push --porcelain``
     error: str

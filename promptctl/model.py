@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .hashing import short_hash
+from .records import Factory, Record
 
 TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(Record):
     """One released version: an annotated tag ``<id>/v<N>``."""
 
     prompt_id: str
@@ -46,8 +44,7 @@ class VersionInfo:
         }
 
 
-@dataclass(frozen=True)
-class Serving:
+class Serving(Record):
     """One version a channel serves and the share of traffic it gets (percent, 1..100)."""
 
     version: str
@@ -55,8 +52,7 @@ class Serving:
     template_hash: str = ""
 
 
-@dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(Record):
     """One channel move: a state commit on the channel ref."""
 
     prompt_id: str
@@ -85,14 +81,13 @@ class AuditEntry:
         }
 
 
-@dataclass(frozen=True)
-class ChannelState:
+class ChannelState(Record):
     prompt_id: str
     channel: str
     serves: tuple[Serving, ...]
     last_move: AuditEntry | None = None
     ref_oid: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = Factory(dict)
 
     @property
     def primary(self) -> Serving:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from .errors import (
     UnknownVersion,
 )
 from .model import VersionInfo
+from .records import Record
 from .spec import TAG_PREFIX, VersionSpec, parse_spec, parse_tag_name, tag_name, validate_id
 
 TYPE_CHECKING = False  # typing stays off the CLI start-up path; annotations are strings
@@ -38,8 +38,7 @@ TAG_FIELDS = ("refname", "objectname", "*objectname", "taggername", "taggeremail
 TRAILER_HASH = "Promptctl-Template-Hash"
 
 
-@dataclass(frozen=True)
-class PromptStatus:
+class PromptStatus(Record):
     prompt_id: str
     state: str  # new | modified | unchanged | invalid
     template_hash: str | None
@@ -519,8 +518,7 @@ class PromptRepo:
         return users
 
 
-@dataclass(frozen=True)
-class CommitResult:
+class CommitResult(Record):
     versions: list[VersionInfo]
     commit: str
     changed_partials: list[str]  # registry-relative partials whose content this commit changed

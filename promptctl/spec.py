@@ -6,9 +6,9 @@ Every value that reaches git as part of a ref name passes through here first.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import InvalidChannelName, InvalidId, InvalidVersionSpec
+from .records import Record
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 CHANNEL_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -48,8 +48,7 @@ def format_version(number: int) -> str:
     return f"v{number}"
 
 
-@dataclass(frozen=True)
-class VersionSpec:
+class VersionSpec(Record):
     """What a user named: a prompt and, optionally, a version number or a channel.
 
     ``number`` and ``channel`` are never both set; neither set means "the latest version".
