@@ -419,6 +419,7 @@ class PromptRepo:
         empty commit is made. About ten git processes whatever the size of the registry.
         """
         from .errors import UsageError
+        from .promptfile import METADATA_FILE
 
         if not message or not message.strip():
             raise UsageError("a version message is required (-m 'what changed')")
@@ -453,6 +454,14 @@ class PromptRepo:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
             gitstore.run(["read-tree", head], self.root, env=env)
             gitstore.run(["add", "-A", "--", *pathspec], self.root, env=env)
+            # every file the template hash covers goes in, even one a .gitignore matches: the tag must hold what
+            # its hash says (other ignored files in the prompt's directory, editor leftovers, stay out)
+            hashed = [f"{reg}/{pid}/{METADATA_FILE}" for pid in ids]
+            hashed += [f"{reg}/{pid}/{body}" for pid, d in definitions.items() for body in d.bodies]
+            hashed += [f"{reg}/{p}" for p in partials]
+            if config_blob is None:
+                hashed.append(CONFIG_FILE)
+            gitstore.run(["add", "-f", "--", *sorted(set(hashed))], self.root, env=env)
             tree = gitstore.output(["write-tree"], self.root, env=env).strip()
         numbers = {pid: latest[pid].number + 1 if pid in latest else 1 for pid in ids}
         names = ", ".join(f"{pid}/v{numbers[pid]}" for pid in ids)

@@ -359,3 +359,28 @@ def test_a_version_tag_signed_by_hand_keeps_its_hash_and_message(versioned_repo,
     for version in (listed, repo.resolve(f"{CLASSIFIER}@v1"), repo.versions(CLASSIFIER)[0]):
         assert (version.template_hash, version.message) == (before.template_hash, "first release")
         assert version.tag_oid != before.tag_oid
+
+
+def test_a_body_file_matched_by_gitignore_is_still_committed_with_its_version(versioned_repo):
+    """The tag must hold what its hash says: a hashed file a .gitignore matches goes into the commit anyway;
+    an ignored file the hash does not cover (an editor's leftover) stays out."""
+    from promptctl.hashing import short_hash
+    from promptctl.runtime import Registry
+    from promptctl.verify import verify
+
+    (versioned_repo / ".gitignore").write_text("*.locale-it.j2\n*.swp\n")
+    git(versioned_repo, "add", ".gitignore")
+    git(versioned_repo, "commit", "-q", "-m", "ignore rules")
+    folder = versioned_repo / "prompts" / CLASSIFIER
+    (folder / "body.locale-it.j2").write_text("Classifica il messaggio: {{ message }}\n")
+    (folder / ".body.j2.swp").write_text("editor state")
+    repo = open_repo(versioned_repo)
+    (made,) = repo.commit([CLASSIFIER], "italian")
+    files = git(versioned_repo, "ls-tree", "-r", "--name-only", made.tag).split()
+    assert f"prompts/{CLASSIFIER}/body.locale-it.j2" in files
+    assert f"prompts/{CLASSIFIER}/.body.j2.swp" not in files
+    report = verify(repo, all_versions=True)
+    assert report.ok, report.to_json()
+    served = Registry(versioned_repo).get(f"{CLASSIFIER}@{made.version}", locale="it")
+    assert served.template_hash == short_hash(made.template_hash) and not served.fallback
+    assert served.render(message="ciao").startswith("Classifica il messaggio: ciao")
