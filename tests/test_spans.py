@@ -388,3 +388,36 @@ def test_skipped_lines_are_not_parsed_but_strict_still_names_a_broken_one(tmp_pa
         load_spans(con, [path], table="strict", since=floor, skip_lines_before=floor, strict=True)
     everything = load_spans(con, [path], table="everything")
     assert [m.line for m in everything.malformed] == [2]
+
+
+def test_compressed_files_are_read_with_their_line_numbers(tmp_path: Path):
+    """``.gz`` (several gzip members, as appending writers make) and ``.zst`` (the Collector file exporter's
+    ``compression: zstd``, one frame per write): the extension says how; line numbers are the lines'."""
+    import gzip
+    import shutil
+    import subprocess
+
+    base = 1_764_000_000_000_000_000
+    lines = [_request_line(n, base + n * 1_000_000_000) for n in range(1, 21)]
+    lines[11] = "not json"  # line 12
+    first, second = "\n".join(lines[:10]) + "\n", "\n".join(lines[10:]) + "\n"
+    paths = [tmp_path / "spans.jsonl.gz"]
+    paths[0].write_bytes(gzip.compress(first.encode()) + gzip.compress(second.encode()))
+    if shutil.which("zstd"):
+        frames = b""
+        for part in (first, second):
+            frames += subprocess.run(
+                ["zstd", "-q", "-c"], input=part.encode(), capture_output=True, check=True
+            ).stdout
+        paths.append(tmp_path / "spans.jsonl.zst")
+        paths[1].write_bytes(frames)
+    for path in paths:
+        con = duckdb.connect()
+        load = load_spans(con, [path])
+        assert load.spans == 19 and [(m.line, m.reason) for m in load.malformed] == [
+            (12, "not valid JSON")
+        ], path
+        mismatched = con.execute(
+            f"SELECT count(*) FROM {load.table} WHERE name <> 'line ' || line"
+        ).fetchall()
+        assert mismatched == [(0,)], path
