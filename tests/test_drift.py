@@ -422,3 +422,30 @@ def test_one_pass_load_matches_the_whole_load_on_unordered_files_and_names_broke
     assert load.malformed_lines == 1 and load.malformed[0].line == len(lines) + 1
     whole = DuckDBEngine(con, load_spans(con, [span_file], table="everything").scores)
     assert _rounded(analyse(engine, options, _meta).rows) == _rounded(analyse(whole, options, _meta).rows)
+
+
+@pytest.mark.parametrize("hours", [21.5, 23, 25.99, 40])
+def test_until_reads_only_its_period_and_matches_the_whole_load(span_file, hours):
+    """--until before the files' end: the period ends there and the lines wholly after it are not parsed;
+    after the end: the files' end decides. Either way the rows are those of the whole load."""
+    from promptctl.drift.engines import load_for_drift
+
+    until = T0 + timedelta(hours=hours)
+    options = DriftOptions(
+        window_s=3600, baseline=Baseline("duration", 2 * 3600), by=("tier", "locale"), until=until
+    )
+    con = duckdb.connect()
+    load, engine = load_for_drift(con, [str(span_file)], options)
+    whole = DuckDBEngine(con, load_spans(con, [span_file], table="everything").scores)
+    assert _rounded(analyse(engine, options, _meta).rows) == _rounded(analyse(whole, options, _meta).rows)
+    assert load.since_ns is not None and load.spans < 8320 * 5 // 26
+    if hours < 26:
+        assert (
+            con.execute(f"SELECT max(start_unix_nano) FROM {load.table}").fetchall()[0][0]
+            <= _ns(until) + 1000
+        )
+    # a line holds under an hour of spans: the lines parsed are those of the period and at most two more
+    in_period = con.execute(
+        f"SELECT count(DISTINCT line) FROM {load.table} WHERE start_unix_nano >= {load.since_ns}"
+    ).fetchall()[0][0]
+    assert in_period <= load.lines_parsed <= in_period + 2 < load.lines

@@ -84,7 +84,8 @@ def test_drift_alert_names_version_slice_and_rubric(drift_repo):
         assert part in alert_lines[0]
     # only lines reaching into the window and baseline (and one window of slack) are parsed
     assert (
-        "spans from 1 file (those after 2026-11-19T23:58:30.000001Z: the window and baseline)" in proc.stderr
+        "spans from 1 file (those after 2026-11-19T23:58:30.000001Z: the window and baseline; "
+        "33 of 33 lines parsed)" in proc.stderr
     )
     assert "without prompt.version (not analysed)" in proc.stderr
     assert (
@@ -97,6 +98,7 @@ def test_drift_json_and_no_alert_exit_0(drift_repo):
     repo, spans = drift_repo
     data = json.loads(_ok(run_cli(repo, "drift", str(spans), "--by", "tier,locale", "--json"), 1).stdout)
     assert data["alerts"] == 1 and data["engine"] == "duckdb" and data["input"]["spans_without_version"] > 0
+    assert data["input"]["lines"] == len(spans.read_text().splitlines()) >= data["input"]["lines_parsed"] > 0
     alert = data["rows"][0]
     assert alert["threshold"] == {"drop": 0.05, "min_samples": 30, "source": "prompt.yaml at v2"}
     label = next(r for r in data["rows"] if r["slice"] == alert["slice"] and r["rubric"] == "contains_label")

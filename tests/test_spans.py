@@ -421,3 +421,31 @@ def test_compressed_files_are_read_with_their_line_numbers(tmp_path: Path):
             f"SELECT count(*) FROM {load.table} WHERE name <> 'line ' || line"
         ).fetchall()
         assert mismatched == [(0,)], path
+
+
+def test_the_start_time_regular_expressions_never_miss_a_line_in_the_period():
+    """The line tests that decide what is parsed: every start time at/after the floor (before the ceiling)
+    matches, in each JSON spelling; a 19-digit one on the other side does not (so those lines are skipped)."""
+    import random
+
+    from promptctl.spans.reader import _at_or_after_regex, _before_regex
+
+    rng = random.Random(7)
+    for _ in range(200):
+        bound = rng.randrange(10**18, 10**19)
+        after = re.compile(_at_or_after_regex(bound).replace("\\d", "[0-9]"))
+        before = re.compile(_before_regex(bound).replace("\\d", "[0-9]"))
+        values = [bound - 1, bound, bound + 1, rng.randrange(10**18, bound), rng.randrange(bound, 10**19)]
+        values += [rng.randrange(0, 10**18), 10**19 + rng.randrange(10**6)]
+        for value in values:
+            for spelling in (
+                '"startTimeUnixNano":"%d"',
+                '"startTimeUnixNano": %d,',
+                '"startTimeUnixNano" : "%d"',
+            ):
+                text = spelling % value
+                assert bool(after.search(text)) is (value >= bound), text
+                if value < bound:
+                    assert before.search(text), text
+                elif len(str(value)) == 19:
+                    assert not before.search(text), text

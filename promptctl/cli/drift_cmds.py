@@ -242,7 +242,10 @@ def _print_report(report, load, note, table, format_span, iso_us) -> None:
             f"read {load.spans:,} spans from {len(load.files)} file{'s' if len(load.files) != 1 else ''}"
         )
         if load.since_ns is not None:
-            summary += f" (those after {iso_us(load.since_ns // 1000)}: the window and baseline)"
+            summary += (
+                f" (those after {iso_us(load.since_ns // 1000)}: the window and baseline; "
+                f"{load.lines_parsed:,} of {load.lines:,} lines parsed)"
+            )
         if load.spans_without_version:
             summary += f"; {load.spans_without_version:,} without prompt.version (not analysed)"
         note(summary)

@@ -269,7 +269,8 @@ def load_for_drift(
 
     The period's end is first guessed from the files' tails (the Collector appends in time order). When the
     latest start time on the lines parsed is the guess, it was the files' latest (every line skipped ends
-    before it): the load is exact. Otherwise a first pass reads every line's start times
+    before it): the load is exact. With ``--until`` before the guess, the period ends at ``--until`` and the
+    lines wholly after it are skipped as well. Otherwise a first pass reads every line's start times
     (``scan_line_times``) for the true end, and the load runs again from it.
     """
     from promptctl.spans.reader import expand_paths, load_spans, scan_line_times
@@ -287,18 +288,38 @@ def load_for_drift(
     if whole_range or options.baseline.mode != "duration":
         return full()
     span_us = int((options.window_s + options.baseline.seconds) * US)
-    guess = _tail_start_ns(expand_paths(files)) if options.until is None else None
-    if guess is not None:
-        # one window of slack, as below
-        since_ns = (guess // 1000 - span_us - int(options.window_s * US)) * 1000
+    # one window of slack: the last span is often an unscored one (an HTTP root) a little after the last score
+    slack_us = int(options.window_s * US)
+    until_ns = None if options.until is None else (to_us(options.until) + 1) * 1000
+
+    def load_period(end_us: int, *, exact_end: bool):
+        """Parse the lines reaching into the period ending at ``end_us``: when that end is known
+        (``exact_end``), the lines wholly after --until are skipped too."""
+        since_ns = (end_us - span_us - slack_us) * 1000
         load = load_spans(con, files, table="drift_spans", strict=strict, score_pattern=score_pattern,
-                          columns=columns, since=since_ns, skip_lines_before=since_ns)  # fmt: skip
+                          columns=columns, since=since_ns, until=until_ns, skip_lines_before=since_ns,
+                          skip_lines_from=until_ns if exact_end else None)  # fmt: skip
+        return load, DuckDBEngine(con, load.scores), since_ns // 1000
+
+    def checked(load, engine, since_us):
+        now = latest_us(engine, options)
+        if now is None or now - span_us < since_us:
+            return full()  # the last scored span is older than the last span: the period starts earlier
+        return load, engine
+
+    guess = _tail_start_ns(expand_paths(files))
+    if guess is not None:
+        if until_ns is not None and guess >= until_ns:
+            # the files reach past --until (their tail does): the period ends there, whatever their true end
+            return checked(*load_period(to_us(options.until), exact_end=True))
+        load, engine, since_us = load_period(guess // 1000, exact_end=False)
         if load.lines_max_ns == guess:
-            engine = DuckDBEngine(con, load.scores)
-            now = latest_us(engine, options)
-            if now is None or now - span_us < since_ns // 1000:
-                return full()
-            return load, engine
+            return checked(load, engine, since_us)
+    times = scan_line_times(con, files, table="drift_spans")
+    if times.max_ns is None:
+        return full()
+    end_us = times.max_ns // 1000 if options.until is None else min(times.max_ns // 1000, to_us(options.until))
+    return checked(*load_period(end_us, exact_end=True))
     times = scan_line_times(con, files, table="drift_spans")
     if times.max_ns is None:
         return full()

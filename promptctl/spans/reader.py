@@ -142,6 +142,8 @@ class SpanLoad:
     since_ns: int | None = None  # the time filter the load applied, if any
     until_ns: int | None = None
     lines_max_ns: int | None = None  # with ``skip_lines_before``: the latest start time on the lines parsed
+    lines: int = 0  # lines in the files (blank ones included)
+    lines_parsed: int = 0  # lines parsed as JSON: all but the blank ones, unless lines were skipped by time
 
     @property
     def partial(self) -> bool:
@@ -157,6 +159,8 @@ class SpanLoad:
             "malformed": [m.to_json() for m in self.malformed],
             "since_unix_nano": self.since_ns,
             "until_unix_nano": self.until_ns,
+            "lines": self.lines,
+            "lines_parsed": self.lines_parsed,
         }
 
 
@@ -219,6 +223,20 @@ def _at_or_after_regex(floor: int) -> str:
             rest = 18 - i
             alternatives.append(digits[:i] + f"[{int(char) + 1}-9]" + (f"\\d{{{rest}}}" if rest else ""))
     return '"startTimeUnixNano"\\s*:\\s*"?(?:\\d{20}|' + "|".join(alternatives) + ")"
+
+
+def _before_regex(ceiling: int) -> str:
+    """A regular expression matching a ``startTimeUnixNano`` field whose value is before ``ceiling`` (a
+    superset: the 19-digit decimal strings below it, any shorter run of digits, and some longer ones)."""
+    digits = str(ceiling)
+    if ceiling < 0 or len(digits) != 19:
+        return '"startTimeUnixNano"'  # every line holding a start time
+    alternatives = ["\\d{1,18}(?:[^0-9]|$)"]
+    for i, char in enumerate(digits):
+        if char != "0":
+            rest = 18 - i
+            alternatives.append(digits[:i] + f"[0-{int(char) - 1}]" + (f"\\d{{{rest}}}" if rest else ""))
+    return '"startTimeUnixNano"\\s*:\\s*"?(?:' + "|".join(alternatives) + ")"
 
 
 def _read_lines(max_line: int) -> str:
@@ -322,6 +340,7 @@ def _line_sql(
     max_line: int,
     line_floor: int | None,
     validate_skipped: bool = False,
+    line_ceiling: int | None = None,
 ) -> str:
     """Phase one of a load, for one file: one row per line (its problem, and the list of its spans' wanted
     columns), inserted in the file's order so that the row id gives the line number.
@@ -332,13 +351,19 @@ def _line_sql(
     a start time at or after the floor; only those are parsed, and the lines that hold no start time or do
     not look like one JSON object (so that they are named as malformed). A kept line that does not parse
     carries its latest start time (read with json_extract_string), so the load can report the latest start
-    time on the lines kept. ``validate_skipped`` (strict loads) also parses, to name them, the lines that
-    would be skipped but are not valid JSON (``json_valid``: a parse without building anything)."""
+    time on the lines kept. ``line_ceiling`` likewise keeps only the lines that also hold a start time before
+    it. ``validate_skipped`` (strict loads) also parses, to name them, the lines that would be skipped but are
+    not valid JSON (``json_valid``: a parse without building anything)."""
     keep, skipped, line_max = "TRUE", "", "NULL"
     doc = f"TRY(from_json(text, {_sql_literal(_request_structure(columns))}))"
-    if line_floor is not None:
+    if line_floor is not None or line_ceiling is not None:
+        in_period = []
+        if line_floor is not None:
+            in_period.append(f"regexp_matches(text, {_sql_literal(_at_or_after_regex(int(line_floor)))})")
+        if line_ceiling is not None:
+            in_period.append(f"regexp_matches(text, {_sql_literal(_before_regex(int(line_ceiling)))})")
         keep = (
-            f"(regexp_matches(text, {_sql_literal(_at_or_after_regex(int(line_floor)))}) "
+            f"(({' AND '.join(in_period)}) "
             """OR NOT regexp_matches(text, '"startTimeUnixNano"') """
             "OR NOT (starts_with(text, '{') AND ends_with(text, '}'))"
             + (" OR NOT json_valid(text))" if validate_skipped else ")")
@@ -485,6 +510,7 @@ def load_spans(
     until: datetime | int | None = None,
     columns: Iterable[str] | None = None,
     skip_lines_before: int | None = None,
+    skip_lines_from: int | None = None,
     max_reported: int = 20,
 ) -> SpanLoad:
     """Read span files (paths or globs) into the DuckDB temp table ``table`` on ``con``.
@@ -506,7 +532,9 @@ def load_spans(
     ``scan_line_times`` would give as ``max_ns`` when it is at or after the floor). A line skipped so is
     not checked: one that looks like a whole JSON object (``{...}``) but is broken inside, holding only
     earlier start times, is not named, unless ``strict=True``, which checks every skipped line with
-    ``json_valid`` (about 0.4 s per GB on two cores).
+    ``json_valid`` (about 0.4 s per GB on two cores). ``skip_lines_from`` likewise parses only the lines
+    holding a span that starts before it (with ``skip_lines_before``: a start on each side of both bounds,
+    which a line holding a start in the period has).
     """
 
     known = [c for c, _, _ in SPAN_COLUMNS]
@@ -551,6 +579,7 @@ def load_spans(
                 max_line,
                 skip_lines_before,
                 strict,
+                skip_lines_from,
             ),
         )
         span_cols = [
@@ -576,6 +605,10 @@ FROM (SELECT fi, line, UNNEST(spans) AS x FROM (
             (lines_max,) = con.execute(
                 f"SELECT greatest((SELECT max(line_max) FROM {lines}), (SELECT max(start_unix_nano) FROM {raw}))"
             ).fetchall()[0]
+        line_count, parsed = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE problem IS NULL OR problem NOT IN ('blank', 'skipped')) "
+            f"FROM {lines}"
+        ).fetchall()[0]
         rows = con.execute(
             f"""SELECT fi, line, min(problem) FROM (
   SELECT fi, line, problem FROM (SELECT fi, {_line_number()} AS line, problem FROM {lines})
@@ -627,6 +660,8 @@ GROUP BY fi, line ORDER BY fi, line""",
         since_ns=since_ns,
         until_ns=until_ns,
         lines_max_ns=None if lines_max is None else int(lines_max),
+        lines=int(line_count),
+        lines_parsed=int(parsed),
     )
 
 
