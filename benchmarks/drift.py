@@ -18,6 +18,8 @@ Measured in one run, best of ``--repeat``, each in a fresh DuckDB connection:
   ``load_spans`` that finds with a regular expression the lines reaching into the window and baseline and
   parses only those (checked against the guess), the SQL analysis; checked to find the planted alert and
   only it;
+* ``--until`` in the middle of the week: the period ends there, the lines wholly after it are skipped too
+  (checked against the whole load's analysis with the same ``--until``);
 * end to end, as processes: the ``promptctl drift`` CLI beside ``python -c`` running the strongest raw scan
   (both pay the interpreter's start and ``import duckdb``);
 * the same analysis with every line parsed (what ``--plot`` and ``--baseline previous`` do), and the
@@ -79,13 +81,13 @@ def raw_scan(file: str, sql: str):
     return con.execute(sql, {"file": file}).fetchall()[0]
 
 
-def run_drift(file: str, timings: dict, whole_range: bool = False):
+def run_drift(file: str, timings: dict, whole_range: bool = False, until=None):
     import duckdb
 
     from promptctl.drift.analysis import Baseline, DriftOptions, analyse
     from promptctl.drift.engines import load_for_drift
 
-    options = DriftOptions(window_s=3600, baseline=Baseline.parse("24h"), by=("tier", "locale"))
+    options = DriftOptions(window_s=3600, baseline=Baseline.parse("24h"), by=("tier", "locale"), until=until)
     con = duckdb.connect()
     began = time.perf_counter()
     load, engine = load_for_drift(con, [file], options, whole_range=whole_range)
@@ -153,6 +155,10 @@ def main() -> None:
     full_timings: dict = {}
     full_t, (full_load, full_report) = best_of(args.repeat, run_drift, file, full_timings, True)
     everything_t, everything = best_of(args.repeat, load_everything, file)
+    # --until in the middle of the week: the period ends there; checked against the whole load's analysis
+    middle = info.start + (info.end - info.start) / 2
+    until_t, (until_load, until_report) = best_of(args.repeat, run_drift, file, {}, False, middle)
+    _, until_full = run_drift(file, {}, True, middle)
     with tempfile.TemporaryDirectory() as cwd:  # outside any Git repository: default thresholds
         python_t, _ = best_of(args.repeat, python_raw_scan, file, cwd)
         cli_t, cli_out = best_of(args.repeat, cli_drift, file, cwd)
@@ -173,6 +179,7 @@ def main() -> None:
         )
 
     assert [same(r) for r in full_report.rows] == [same(r) for r in report.rows]
+    assert [same(r) for r in until_full.rows] == [same(r) for r in until_report.rows]
     assert full_load.spans == everything == spans
     expected = [
         (
@@ -192,6 +199,11 @@ def main() -> None:
         ("  drift: one pass, parsing only the lines in the period", timings["reader"], strongest),
         ("  drift: the analysis (SQL over the loaded spans)", timings["analysis"], strongest),
         ("drift in-process (--window 1h --baseline 24h --by tier,locale)", drift_t, strongest),
+        (
+            f"drift --until (mid-week; {until_load.lines_parsed} of {until_load.lines} lines parsed)",
+            until_t,
+            strongest,
+        ),
         ("drift, whole range parsed (as with --plot)", full_t, strongest),
         ("shared reader: load_spans, every span, every column", everything_t, strongest),
         ("process: python -c 'import duckdb; read_json_objects count(*)'", python_t, python_t),
