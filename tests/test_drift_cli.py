@@ -191,6 +191,18 @@ def test_malformed_lines_are_named_and_skipped(drift_repo, tmp_path):
     assert "partial data: 1 malformed lines were skipped" in proc.stderr
 
 
+def test_a_line_that_is_not_utf8_is_named_and_skipped(drift_repo, tmp_path):
+    repo, spans = drift_repo
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(spans.read_bytes() + b"garbage caf\xe9\n")
+    last = len(spans.read_text().splitlines()) + 1
+    proc = _ok(run_cli(repo, "drift", str(bad), "--by", "tier,locale"), 1)  # the alert still fires
+    assert "skipped 1 malformed line (use --strict to fail instead):" in proc.stderr
+    assert f"  {bad}:{last}: not valid UTF-8" in proc.stderr
+    strict = run_cli(repo, "drift", str(bad), "--by", "tier,locale", "--strict")
+    assert strict.returncode == 4 and strict.stderr == f"promptctl: error: {bad}:{last}: not valid UTF-8\n"
+
+
 def test_lines_before_the_period_are_not_read_unless_strict(drift_repo, tmp_path):
     repo, spans = drift_repo
     lines = spans.read_text().splitlines()

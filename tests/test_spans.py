@@ -449,3 +449,38 @@ def test_the_start_time_regular_expressions_never_miss_a_line_in_the_period():
                     assert before.search(text), text
                 elif len(str(value)) == 19:
                     assert not before.search(text), text
+
+
+def test_lines_that_are_not_utf8_are_named_and_skipped_and_the_others_keep_their_numbers(tmp_path: Path):
+    from promptctl.spans.reader import scan_line_times
+
+    base = 1_764_000_000_000_000_000
+    rows: list[bytes] = []
+    for number in range(1, 13):
+        if number in (4, 9):
+            rows.append(b'{"resourceSpans": "caf\xe9 \xff"}')  # latin-1 bytes: not UTF-8
+        elif number == 6:
+            rows.append(b"")
+        else:
+            rows.append(_request_line(number, base + number * 1_000_000_000).encode())
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    con = duckdb.connect()
+    load = load_spans(con, [path])
+    assert [(m.line, m.reason) for m in load.malformed] == [(4, "not valid UTF-8"), (9, "not valid UTF-8")]
+    assert (load.spans, load.malformed_lines, load.lines) == (9, 2, 12)
+    assert con.execute(f"SELECT count(*) FROM {load.table} WHERE name <> 'line ' || line").fetchall() == [
+        (0,)
+    ]
+    times = scan_line_times(con, [path])
+    assert [r[0] for r in con.execute(f"SELECT line FROM {times.table} ORDER BY line").fetchall()] == [
+        1, 2, 3, 5, 6, 7, 8, 10, 11, 12
+    ]  # fmt: skip
+    with pytest.raises(
+        MalformedSpanFile, match=rf"^{re.escape(str(path))}:4: not valid UTF-8 \(1 more malformed line\)$"
+    ):
+        load_spans(con, [path], table="strict", strict=True)
+    floor = base + 10 * 1_000_000_000
+    later = load_spans(con, [path], table="later", since=floor, skip_lines_before=floor)
+    assert later.spans == 3 and [m.line for m in later.malformed] == [4, 9]
+    assert [r[0] for r in con.execute("SELECT line FROM later ORDER BY line").fetchall()] == [10, 11, 12]

@@ -239,12 +239,17 @@ def _before_regex(ceiling: int) -> str:
     return '"startTimeUnixNano"\\s*:\\s*"?(?:' + "|".join(alternatives) + ")"
 
 
+_MORE_READ_OPTIONS = "/*promptctl: more read_csv options*/"
+
+
 def _read_lines(max_line: int) -> str:
     """One span file as text lines: DuckDB's CSV scanner with no delimiter, quoting or escaping (one column,
-    the line; a blank line is NULL). Parallel; with ``preserve_insertion_order`` the rows keep the file's order."""
+    the line; a blank line is NULL). Parallel; with ``preserve_insertion_order`` the rows keep the file's order.
+    ``_insert_lines`` puts options at the marker when a line cannot be read (not UTF-8)."""
     return (
         "read_csv($file, columns={'text': 'VARCHAR'}, header=false, delim='\\0', quote='', escape='', "
-        f"auto_detect=false, strict_mode=false, max_line_size={max_line}, buffer_size={2 * max_line})"
+        f"auto_detect=false, strict_mode=false, max_line_size={max_line}, buffer_size={2 * max_line}"
+        f"{_MORE_READ_OPTIONS})"
     )
 
 
@@ -396,16 +401,63 @@ FROM (
 )"""
 
 
-def _line_number() -> str:
-    """The line number of a row of a phase-one table: rows were inserted per file in the file's order."""
-    return "(rowid - min(rowid) OVER (PARTITION BY fi) + 1)"
+def _numbered(table: str, columns: str, unread: str | None = None) -> str:
+    """Rows of a phase-one table with their line numbers (``fi, line, <columns>``): rows were inserted per file
+    in the file's order, so the k-th row of a file is its line k, but for the lines that could not be read
+    (``unread``: a table of ``fi, adj``, see ``_unread_table``), which hold no row."""
+    ranked = f"SELECT fi, rowid - min(rowid) OVER (PARTITION BY fi) + 1 AS k, {columns} FROM {table}"
+    if unread is None:
+        return f"(SELECT fi, k AS line, {columns} FROM ({ranked}))"
+    shift = f"coalesce((SELECT count(*) FROM {unread} u WHERE u.fi = q.fi AND u.adj <= q.k), 0)"
+    return f"(SELECT fi, k + {shift} AS line, {columns} FROM ({ranked}) q)"
 
 
-def _insert_lines(con: Any, files: Sequence[str], build: Callable[[int, int], str]) -> None:
-    """Run ``build(file_index, max_line)`` (an INSERT over one file's lines) for each file, in the files'
-    order with insertion order kept, first with small scan buffers, then with the large line limit."""
+def _unread_table(con: Any, name: str, unread: dict[int, list[tuple[int, str]]]) -> str | None:
+    """A table of the lines that could not be read, for ``_numbered``: the k-th row read of a file is the k-th
+    line number not among them, that is k plus the count of unread lines i (0-based, ascending) with
+    ``line_i - i <= k``."""
+    if not unread:
+        return None
+    values = [(fi, line - i) for fi, lines in unread.items() for i, (line, _) in enumerate(sorted(lines))]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (fi INTEGER, adj BIGINT)").fetchall()
+    con.executemany(f"INSERT INTO {name} VALUES (?, ?)", values)
+    return name
+
+
+_UNREADABLE = {"INVALID ENCODING": "not valid UTF-8"}
+
+
+def _insert_rejecting(con: Any, sql: str, path: str, table: str) -> list[tuple[int, str]]:
+    """Run a phase-one INSERT again, DuckDB's CSV reader skipping the lines it cannot read and recording
+    them; the (line, reason) of each (none when that did not help)."""
     import duckdb
 
+    rejects, scans = _quote_ident(f"{table}__rejects"), _quote_ident(f"{table}__reject_scans")
+    options = f", ignore_errors=true, store_rejects=true, rejects_table='{rejects}', rejects_scan='{scans}'"
+    try:
+        con.execute(sql.replace(_MORE_READ_OPTIONS, options), {"file": path}).fetchall()
+        rows = con.execute(f"SELECT DISTINCT line, error_type FROM {rejects} ORDER BY line").fetchall()
+    except duckdb.Error:
+        return []
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {rejects}").fetchall()
+        con.execute(f"DROP TABLE IF EXISTS {scans}").fetchall()
+    reasons: dict[int, str] = {}
+    for line, kind in rows:
+        reasons.setdefault(int(line), _UNREADABLE.get(kind, f"unreadable line ({str(kind).lower()})"))
+    return sorted(reasons.items())
+
+
+def _insert_lines(
+    con: Any, files: Sequence[str], build: Callable[[int, int], str], table: str
+) -> dict[int, list[tuple[int, str]]]:
+    """Run ``build(file_index, max_line)`` (an INSERT over one file's lines) for each file, in the files'
+    order with insertion order kept, first with small scan buffers, then with the large line limit. A file
+    holding lines DuckDB cannot read (not UTF-8) is read again skipping them: returns file index -> those
+    lines as (line number, reason)."""
+    import duckdb
+
+    unread: dict[int, list[tuple[int, str]]] = {}
     # A modest line limit keeps the scan's buffers small, so even a 100 MB file is read by every core; a
     # file with longer lines (a Collector batch of thousands of spans) is read again with the large limit.
     (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
@@ -414,7 +466,8 @@ def _insert_lines(con: Any, files: Sequence[str], build: Callable[[int, int], st
         for index, path in enumerate(files):
             for max_line in (FAST_LINE_BYTES, MAX_LINE_BYTES):
                 try:
-                    con.execute(build(index, max_line), {"file": path}).fetchall()
+                    sql = build(index, max_line)
+                    con.execute(sql, {"file": path}).fetchall()
                     break
                 except duckdb.IOException as exc:
                     raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
@@ -428,9 +481,14 @@ def _insert_lines(con: Any, files: Sequence[str], build: Callable[[int, int], st
                             f"{path}:{number.group(1) if number else '?'}: "
                             f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
                         ) from None
-                    raise MalformedSpanFile(f"cannot read span files: {_first_line(exc)}") from None
+                    if "CSV Error" in text:  # a line that is not UTF-8: read again, skipping such lines
+                        unread[index] = _insert_rejecting(con, build(index, MAX_LINE_BYTES), path, table)
+                        if unread[index]:
+                            break
+                    raise MalformedSpanFile(f"{path}: cannot read: {_first_line(exc)}") from None
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
+    return {fi: lines for fi, lines in unread.items() if lines}
 
 
 @dataclass(frozen=True)
@@ -465,7 +523,7 @@ def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table:
         f"CREATE OR REPLACE TEMP TABLE {staging} (fi INTEGER, min_ns BIGINT, max_ns BIGINT)"
     ).fetchall()
     try:
-        _insert_lines(
+        unread = _insert_lines(
             con,
             files,
             lambda index, max_line: (
@@ -475,14 +533,17 @@ SELECT {int(index)}, list_min(ts), list_max(ts) FROM (
   SELECT list_transform(TRY(json_extract_string(text, '{_START_TIMES_PATH}')), lambda x: TRY_CAST(x AS BIGINT)) AS ts
   FROM {_read_lines(max_line)})"""
             ),
+            table,
         )
+        skipped = _unread_table(con, _quote_ident(f"{table}__unread"), unread)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT $files[fi + 1] AS file, "
-            f"{_line_number()} AS line, min_ns, max_ns FROM {staging}",
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT $files[fi + 1] AS file, line, min_ns, max_ns "
+            f"FROM {_numbered(staging, 'min_ns, max_ns', skipped)}",
             {"files": files},
         ).fetchall()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {staging}").fetchall()
+        con.execute(f"DROP TABLE IF EXISTS {_quote_ident(f'{table}__unread')}").fetchall()
     lo, hi = con.execute(f"SELECT min(min_ns), max(max_ns) FROM {name}").fetchall()[0]
     return LineTimes(name, tuple(files), None if lo is None else int(lo), None if hi is None else int(hi))
 
@@ -560,8 +621,9 @@ def load_spans(
         f"CREATE OR REPLACE TEMP TABLE {lines} (fi INTEGER, problem VARCHAR, line_max BIGINT, "
         f"spans STRUCT(_problem VARCHAR, start_unix_nano BIGINT, {span_type})[])"
     ).fetchall()
+    unread_name = _quote_ident(f"{table}__unread")
     try:
-        _insert_lines(
+        unread = _insert_lines(
             con,
             files,
             lambda index, max_line: _line_sql(
@@ -577,7 +639,9 @@ def load_spans(
                 strict,
                 skip_lines_from,
             ),
+            table,
         )
+        skipped = _unread_table(con, unread_name, unread)
         span_cols = [
             "make_timestamp(x.start_unix_nano // 1000) AS start_time" if col == "start_time" else f"x.{col} AS {col}"
             for col in present if col not in ("file", "line")
@@ -589,8 +653,7 @@ def load_spans(
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {raw} AS
 SELECT $files[fi + 1] AS file, line, x._problem AS _problem, {", ".join(span_cols)}
-FROM (SELECT fi, line, UNNEST(spans) AS x FROM (
-  SELECT fi, {_line_number()} AS line, spans FROM {lines}) WHERE spans IS NOT NULL)""",
+FROM (SELECT fi, line, UNNEST(spans) AS x FROM {_numbered(lines, "spans", skipped)} WHERE spans IS NOT NULL)""",
                 {"files": files},
             ).fetchall()
         finally:
@@ -601,24 +664,28 @@ FROM (SELECT fi, line, UNNEST(spans) AS x FROM (
             (lines_max,) = con.execute(
                 f"SELECT greatest((SELECT max(line_max) FROM {lines}), (SELECT max(start_unix_nano) FROM {raw}))"
             ).fetchall()[0]
+        unread_rows = [(fi, line, reason) for fi, found in unread.items() for line, reason in found]
         line_count, parsed = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE problem IS NULL OR problem NOT IN ('blank', 'skipped')) "
             f"FROM {lines}"
         ).fetchall()[0]
         rows = con.execute(
             f"""SELECT fi, line, min(problem) FROM (
-  SELECT fi, line, problem FROM (SELECT fi, {_line_number()} AS line, problem FROM {lines})
+  SELECT fi, line, problem FROM {_numbered(lines, "problem", skipped)}
   WHERE problem IS NOT NULL AND problem NOT IN ('blank', 'skipped')
   UNION ALL
   SELECT list_position($files, file) - 1, line, _problem FROM {raw} WHERE _problem IS NOT NULL)
 GROUP BY fi, line ORDER BY fi, line""",
             {"files": files},
         ).fetchall()
+        rows = sorted(rows + unread_rows)  # an unread line holds no row of the table: never both
+        line_count += len(unread_rows)
     except BaseException:
         con.execute(f"DROP TABLE IF EXISTS {raw}").fetchall()
         raise
     finally:
         con.execute(f"DROP TABLE IF EXISTS {lines}").fetchall()
+        con.execute(f"DROP TABLE IF EXISTS {unread_name}").fetchall()
     bad_count = len(rows)
     malformed = [MalformedLine(files[fi], int(n), reason) for fi, n, reason in rows[:max_reported]]
     if rows:
