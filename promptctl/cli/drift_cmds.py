@@ -169,6 +169,13 @@ def register(app: typer.Typer) -> None:
                     f"note: no registry ({exc.message}); thresholds are the defaults (--drop {drop:g}, --min-samples {min_samples})"
                 )
 
+        if plot:  # matplotlib's imports overlap the load (DuckDB's queries and the HTTP calls release the GIL)
+            import threading
+
+            from promptctl.drift.plot import preload
+
+            threading.Thread(target=preload, name="promptctl-plot-preload", daemon=True).start()
+
         load = None
         if clickhouse:
             from promptctl.drift.engines import ClickHouseEngine, http_transport

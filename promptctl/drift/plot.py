@@ -27,6 +27,19 @@ def _parse_at(iso: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def preload() -> None:
+    """Import matplotlib (Agg) ahead of ``draw``: the CLI runs this in a thread while DuckDB loads the spans
+    (DuckDB releases the GIL), so the half second of imports overlaps the load. Errors wait for ``draw``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.dates  # noqa: F401
+        import matplotlib.pyplot  # noqa: F401
+    except Exception:  # noqa: BLE001 - draw() reports a missing or broken matplotlib in one line
+        pass
+
+
 def draw(
     path: str | os.PathLike[str],
     report: DriftReport,
