@@ -7,8 +7,9 @@ turned into a list of rows with list functions (attributes picked by key), all i
 the file; the rows are inserted in the file's order, so a row's id gives its line number. A second, cheap
 query unnests the lists into the span table. No Python loop over lines or spans.
 
-A line that is not JSON, not an ``ExportTraceServiceRequest``, or holds a span without ids or start time is
-*malformed*: it is skipped whole and named (file, line, reason), or, with ``strict=True``, fails the load.
+A line that is not UTF-8, not JSON, not an ``ExportTraceServiceRequest``, or holds a span without ids or start
+time is *malformed*: it is skipped whole and named (file, line, reason), or, with ``strict=True``, fails the
+load. Compressed files (``.gz``, ``.zst``) are read as they are.
 
     con = duckdb.connect()
     load = load_spans(con, ["traces/*.jsonl"], table="spans")
