@@ -34,6 +34,19 @@ class Factory:
 _MISSING = object()
 
 
+def _own_annotations(cls: type) -> dict:
+    """The annotations the class body wrote, in order (not its bases'). Python 3.14 evaluates them lazily
+    (``__annotate__``) unless the module has ``from __future__ import annotations``."""
+    own = cls.__dict__.get("__annotations__")
+    if own is not None:
+        return own
+    try:
+        import annotationlib  # Python 3.14+
+    except ImportError:
+        return {}
+    return annotationlib.get_annotations(cls, format=annotationlib.Format.FORWARDREF)
+
+
 class Record:
     __slots__ = ()
     _fields: tuple[str, ...] = ()
@@ -41,7 +54,7 @@ class Record:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        names = tuple(cls.__dict__.get("__annotations__", {}))
+        names = tuple(_own_annotations(cls))
         defaults = tuple(cls.__dict__.get(name, _MISSING) for name in names)
         seen_default = False
         for name, default in zip(names, defaults, strict=True):
