@@ -23,7 +23,8 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -449,6 +450,17 @@ def _insert_rejecting(con: Any, sql: str, path: str, table: str) -> list[tuple[i
     return sorted(reasons.items())
 
 
+@contextmanager
+def _insertion_order(con: Any, keep: bool) -> Iterator[None]:
+    """``preserve_insertion_order`` set for the queries inside, the connection's own setting back after."""
+    (before,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+    con.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}").fetchall()
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}").fetchall()
+
+
 def _insert_lines(
     con: Any, files: Sequence[str], build: Callable[[int, int], str], table: str
 ) -> dict[int, list[tuple[int, str]]]:
@@ -461,9 +473,7 @@ def _insert_lines(
     unread: dict[int, list[tuple[int, str]]] = {}
     # A modest line limit keeps the scan's buffers small, so even a 100 MB file is read by every core; a
     # file with longer lines (a Collector batch of thousands of spans) is read again with the large limit.
-    (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
-    con.execute("SET preserve_insertion_order = true").fetchall()
-    try:
+    with _insertion_order(con, True):
         for index, path in enumerate(files):
             for max_line in (FAST_LINE_BYTES, MAX_LINE_BYTES):
                 try:
@@ -483,13 +493,12 @@ def _insert_lines(
                             f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
                         ) from None
                     if "CSV Error" in text:  # a line that is not UTF-8: read again, skipping such lines
-                        unread[index] = _insert_rejecting(con, build(index, MAX_LINE_BYTES), path, table)
-                        if unread[index]:
+                        found = _insert_rejecting(con, build(index, MAX_LINE_BYTES), path, table)
+                        if found:
+                            unread[index] = found
                             break
                     raise MalformedSpanFile(f"{path}: cannot read: {_first_line(exc)}") from None
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
-    return {fi: lines for fi, lines in unread.items() if lines}
+    return unread
 
 
 @dataclass(frozen=True)
@@ -505,12 +514,14 @@ class LineTimes:
 _START_TIMES_PATH = "$.resourceSpans[*].scopeSpans[*].spans[*].startTimeUnixNano"
 
 
+def _start_times_sql() -> str:
+    """A line's span start times as a list of BIGINT, read without building any structure."""
+    return f"list_transform(TRY(json_extract_string(text, '{_START_TIMES_PATH}')), lambda x: TRY_CAST(x AS BIGINT))"
+
+
 def _line_times_sql(agg: str) -> str:
-    """``agg`` (list_min, list_max) of a line's span start times, read without building any structure."""
-    return (
-        f"{agg}(list_transform(TRY(json_extract_string(text, '{_START_TIMES_PATH}')), "
-        "lambda x: TRY_CAST(x AS BIGINT)))"
-    )
+    """``agg`` (list_min, list_max) of a line's span start times."""
+    return f"{agg}({_start_times_sql()})"
 
 
 def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table: str = "spans") -> LineTimes:
@@ -520,6 +531,7 @@ def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table:
     files = expand_paths(paths)
     name = _quote_ident(f"{table}__lines")
     staging = _quote_ident(f"{table}__line_rows")
+    unread_name = _quote_ident(f"{table}__unread")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {staging} (fi INTEGER, min_ns BIGINT, max_ns BIGINT)"
     ).fetchall()
@@ -531,12 +543,12 @@ def scan_line_times(con: Any, paths: Sequence[str | os.PathLike[str]], *, table:
                 f"""
 INSERT INTO {staging}
 SELECT {int(index)}, list_min(ts), list_max(ts) FROM (
-  SELECT list_transform(TRY(json_extract_string(text, '{_START_TIMES_PATH}')), lambda x: TRY_CAST(x AS BIGINT)) AS ts
+  SELECT {_start_times_sql()} AS ts
   FROM {_read_lines(max_line)})"""
             ),
             table,
         )
-        skipped = _unread_table(con, _quote_ident(f"{table}__unread"), unread)
+        skipped = _unread_table(con, unread_name, unread)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT $files[fi + 1] AS file, line, min_ns, max_ns "
             f"FROM {_numbered(staging, 'min_ns, max_ns', skipped)}",
@@ -544,7 +556,7 @@ SELECT {int(index)}, list_min(ts), list_max(ts) FROM (
         ).fetchall()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {staging}").fetchall()
-        con.execute(f"DROP TABLE IF EXISTS {_quote_ident(f'{table}__unread')}").fetchall()
+        con.execute(f"DROP TABLE IF EXISTS {unread_name}").fetchall()
     lo, hi = con.execute(f"SELECT min(min_ns), max(max_ns) FROM {name}").fetchall()[0]
     return LineTimes(name, tuple(files), None if lo is None else int(lo), None if hi is None else int(hi))
 
@@ -648,17 +660,13 @@ def load_spans(
             for col in present if col not in ("file", "line")
         ]  # fmt: skip
         # the table keeps file and line: phase two need not keep the rows' order (faster, less memory)
-        (order_kept,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
-        con.execute("SET preserve_insertion_order = false").fetchall()
-        try:
+        with _insertion_order(con, False):
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {raw} AS
 SELECT $files[fi + 1] AS file, line, x._problem AS _problem, {", ".join(span_cols)}
 FROM (SELECT fi, line, UNNEST(spans) AS x FROM {_numbered(lines, "spans", skipped)} WHERE spans IS NOT NULL)""",
                 {"files": files},
             ).fetchall()
-        finally:
-            con.execute(f"SET preserve_insertion_order = {'true' if order_kept else 'false'}").fetchall()
 
         lines_max = None
         if skip_lines_before is not None:
