@@ -277,6 +277,7 @@ def load_for_drift(
 
     from .analysis import SLICES, US, latest_us, to_us
 
+    files = expand_paths(files)  # globbed once: each load below reads the same list
     columns = ["prompt_id", "prompt_version", "scores", *(SLICES[d][1] for d in options.by)]
 
     def full():
@@ -307,7 +308,7 @@ def load_for_drift(
             return full()  # the last scored span is older than the last span: the period starts earlier
         return load, engine
 
-    guess = _tail_start_ns(expand_paths(files))
+    guess = _tail_start_ns(files)
     if guess is not None:
         if until_ns is not None and guess >= until_ns:
             # the files reach past --until (their tail does): the period ends there, whatever their true end
@@ -320,19 +321,3 @@ def load_for_drift(
         return full()
     end_us = times.max_ns // 1000 if options.until is None else min(times.max_ns // 1000, to_us(options.until))
     return checked(*load_period(end_us, exact_end=True))
-    times = scan_line_times(con, files, table="drift_spans")
-    if times.max_ns is None:
-        return full()
-    end_us = (
-        times.max_ns // 1000 if options.until is None else min(times.max_ns // 1000, to_us(options.until))
-    )
-    # one window of slack: the last span is often an unscored one (an HTTP root) a little after the last score
-    since_us = end_us - span_us - int(options.window_s * US)
-    until_ns = None if options.until is None else (to_us(options.until) + 1) * 1000
-    load = load_spans(con, files, table="drift_spans", strict=strict, score_pattern=score_pattern, columns=columns,
-                      since=since_us * 1000, until=until_ns, skip_lines_before=since_us * 1000)  # fmt: skip
-    engine = DuckDBEngine(con, load.scores)
-    now = latest_us(engine, options)
-    if now is None or now - span_us < since_us:
-        return full()  # the last scored span is older than the last span: the period starts earlier
-    return load, engine
