@@ -66,6 +66,15 @@ def _span_flags(parent: Any) -> int:
     return 0x300 if parent is not None and parent.is_remote else 0x100
 
 
+def _put_attributes(out: dict[str, Any], attributes: Any, dropped: int) -> None:
+    """``attributes`` and ``droppedAttributesCount`` of a span, event or link, each only when there is one."""
+    encoded = encode_attributes(attributes)
+    if encoded:
+        out["attributes"] = encoded
+    if dropped:
+        out["droppedAttributesCount"] = dropped
+
+
 def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
     out: dict[str, Any] = {"traceId": _trace_id(ctx.trace_id), "spanId": _span_id(ctx.span_id)}
@@ -80,20 +89,12 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
         out["startTimeUnixNano"] = str(span.start_time)
     if span.end_time is not None:
         out["endTimeUnixNano"] = str(span.end_time)
-    attributes = encode_attributes(span.attributes)
-    if attributes:
-        out["attributes"] = attributes
-    if span.dropped_attributes:
-        out["droppedAttributesCount"] = span.dropped_attributes
+    _put_attributes(out, span.attributes, span.dropped_attributes)
     if span.events:
         events = []
         for event in span.events:
             encoded: dict[str, Any] = {"timeUnixNano": str(event.timestamp), "name": event.name}
-            event_attributes = encode_attributes(event.attributes)
-            if event_attributes:
-                encoded["attributes"] = event_attributes
-            if event.dropped_attributes:
-                encoded["droppedAttributesCount"] = event.dropped_attributes
+            _put_attributes(encoded, event.attributes, event.dropped_attributes)
             events.append(encoded)
         out["events"] = events
     if span.dropped_events:
@@ -102,11 +103,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
         links = []
         for link in span.links:
             encoded = {"traceId": _trace_id(link.context.trace_id), "spanId": _span_id(link.context.span_id)}
-            link_attributes = encode_attributes(link.attributes)
-            if link_attributes:
-                encoded["attributes"] = link_attributes
-            if link.dropped_attributes:
-                encoded["droppedAttributesCount"] = link.dropped_attributes
+            _put_attributes(encoded, link.attributes, link.dropped_attributes)
             encoded["flags"] = _span_flags(link.context)
             links.append(encoded)
         out["links"] = links
